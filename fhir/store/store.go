@@ -117,19 +117,19 @@ type Op int
 
 // Filter operators.
 const (
-	OpAll    Op = iota // matches everything
-	OpAnd              // all Children
-	OpOr               // any Child
-	OpNot              // no Child matches (one child)
-	OpEq               // Path equals Value (any element for arrays)
-	OpIn               // Path equals any of Values
-	OpLt               // Path < Value (strings, float64, time.Time)
-	OpLte              // Path <= Value
-	OpGt               // Path > Value
-	OpGte              // Path >= Value
-	OpPrefix           // Path (string) starts with Value (string)
-	OpContains         // Path (string) contains Value (string)
-	OpExists           // Path exists (Value true) or not (Value false)
+	OpAll      Op = iota // matches everything
+	OpAnd                // all Children
+	OpOr                 // any Child
+	OpNot                // no Child matches (one child)
+	OpEq                 // Path equals Value (any element for arrays)
+	OpIn                 // Path equals any of Values
+	OpLt                 // Path < Value (strings, float64, time.Time)
+	OpLte                // Path <= Value
+	OpGt                 // Path > Value
+	OpGte                // Path >= Value
+	OpPrefix             // Path (string) starts with Value (string)
+	OpContains           // Path (string) contains Value (string)
+	OpExists             // Path exists (Value true) or not (Value false)
 )
 
 // Filter is a backend-neutral predicate over a resource's Index (and the
