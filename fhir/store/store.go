@@ -173,3 +173,27 @@ func Eq(path string, v any) *Filter { return &Filter{Op: OpEq, Path: path, Value
 
 // In returns Path in vs.
 func In(path string, vs ...any) *Filter { return &Filter{Op: OpIn, Path: path, Values: vs} }
+
+// Not returns a filter matching when f does not.
+func Not(f *Filter) *Filter { return &Filter{Op: OpNot, Children: []*Filter{f}} }
+
+// Lt returns Path < v.
+func Lt(path string, v any) *Filter { return &Filter{Op: OpLt, Path: path, Value: v} }
+
+// Lte returns Path <= v.
+func Lte(path string, v any) *Filter { return &Filter{Op: OpLte, Path: path, Value: v} }
+
+// Gt returns Path > v.
+func Gt(path string, v any) *Filter { return &Filter{Op: OpGt, Path: path, Value: v} }
+
+// Gte returns Path >= v.
+func Gte(path string, v any) *Filter { return &Filter{Op: OpGte, Path: path, Value: v} }
+
+// Prefix returns Path starts with s.
+func Prefix(path, s string) *Filter { return &Filter{Op: OpPrefix, Path: path, Value: s} }
+
+// Contains returns Path contains s.
+func Contains(path, s string) *Filter { return &Filter{Op: OpContains, Path: path, Value: s} }
+
+// Exists returns Path exists (yes true) or is absent (yes false).
+func Exists(path string, yes bool) *Filter { return &Filter{Op: OpExists, Path: path, Value: yes} }
