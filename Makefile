@@ -1,0 +1,49 @@
+# casefhir: see README.md.
+GO        ?= go
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -X main.version=$(VERSION)
+PKGS      := ./...
+FUZZTIME  ?= 30s
+NPM_DIRS  := server/auth/testdata/oidc
+
+.PHONY: run build test test-go bench fuzz lint check clean node-deps
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/casefhir ./cmd/casefhir
+
+run: build
+	./bin/casefhir serve --auth=off
+
+# Node packages the tests use (the OIDC provider, real FHIR clients),
+# installed from the committed lock files.
+node-deps:
+	@for d in $(NPM_DIRS); do \
+	  if [ -f $$d/package-lock.json ] && [ ! -d $$d/node_modules ]; then \
+	    echo "npm ci in $$d"; (cd $$d && npm ci --no-audit --no-fund --loglevel=error) || exit 1; \
+	  fi; \
+	done
+
+test: build node-deps
+	$(GO) vet $(PKGS)
+	$(GO) test -race -count=1 -timeout 30m $(PKGS)
+
+bench: build
+	$(GO) run ./cmd/benchfhir -out docs/benchmarks.md
+
+fuzz:
+	$(GO) test ./fhir/codec -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME)
+	$(GO) test ./fhir/codec -run '^$$' -fuzz FuzzApplyJSONPatch -fuzztime $(FUZZTIME)
+	$(GO) test ./server/interaction -run '^$$' -fuzz FuzzParseRoute -fuzztime $(FUZZTIME)
+	$(GO) test ./fhir/search -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
+	$(GO) test ./fhir/fhirpath -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
+	$(GO) test ./server/auth -run '^$$' -fuzz FuzzParseScope -fuzztime $(FUZZTIME)
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+	$(GO) tool staticcheck $(PKGS)
+
+check: lint test
+
+clean:
+	rm -rf bin casefhir-data

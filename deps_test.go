@@ -1,0 +1,67 @@
+package casefhir_test
+
+import (
+	"encoding/json"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestDependencies enforces the layering of docs: which packages may
+// import the MongoDB driver, Gin, go-oidc, FerretDB, and which of ours.
+func TestDependencies(t *testing.T) {
+	out, err := exec.Command("go", "list", "-json", "./...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	const mod = "github.com/casefhir/casefhir"
+	type pkg struct {
+		ImportPath string
+		Imports    []string
+	}
+	dec := json.NewDecoder(strings.NewReader(string(out)))
+	var pkgs []pkg
+	for dec.More() {
+		var p pkg
+		if err := dec.Decode(&p); err != nil {
+			t.Fatal(err)
+		}
+		pkgs = append(pkgs, p)
+	}
+	if len(pkgs) < 10 {
+		t.Fatalf("only %d packages listed", len(pkgs))
+	}
+	rel := func(p string) string { return strings.TrimPrefix(strings.TrimPrefix(p, mod), "/") }
+	under := func(p, dir string) bool { return p == dir || strings.HasPrefix(p, dir+"/") }
+	for _, p := range pkgs {
+		me := rel(p.ImportPath)
+		for _, imp := range p.Imports {
+			ours := strings.HasPrefix(imp, mod+"/") || imp == mod
+			dep := rel(imp)
+			check := func(bad bool, rule string) {
+				if bad {
+					t.Errorf("%s imports %s: %s", me, imp, rule)
+				}
+			}
+			check(strings.HasPrefix(imp, "go.mongodb.org/mongo-driver") && me != "fhir/store/mongostore",
+				"only fhir/store/mongostore may import the MongoDB driver")
+			check(strings.HasPrefix(imp, "github.com/FerretDB/") && me != "fhir/store/embedded",
+				"only fhir/store/embedded may import FerretDB")
+			check(strings.HasPrefix(imp, "github.com/gin-gonic/gin") && me != "server" && me != "server/middleware",
+				"only server and server/middleware may import Gin")
+			check(strings.HasPrefix(imp, "github.com/coreos/go-oidc") && !under(me, "server/auth"),
+				"only server/auth may import go-oidc")
+			if !ours {
+				continue
+			}
+			check(under(me, "fhir") && (under(dep, "server") || under(dep, "mapping") || under(dep, "conformance")),
+				"fhir/... never imports server, mapping or conformance")
+			check(under(me, "mapping") && (under(dep, "server") || under(dep, "fhir/store/mongostore") || under(dep, "fhir/store/embedded")),
+				"mapping never imports server or a store implementation")
+			check(me == "fhir/outcome", "fhir/outcome imports nothing of ours")
+			check(under(dep, "cmd"), "nothing imports cmd/...")
+			check(under(me, "server/interaction") && (dep == "server" || under(dep, "fhir/store/mongostore") || under(dep, "fhir/store/embedded")),
+				"server/interaction is transport- and backend-free")
+		}
+	}
+}

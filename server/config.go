@@ -1,0 +1,139 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Auth modes.
+const (
+	AuthSMART = "smart"
+	AuthOff   = "off"
+)
+
+// Config is the server's configuration (see the product contract's flags).
+type Config struct {
+	Addr         string
+	BaseURL      string
+	MongoURI     string
+	Database     string
+	DataDir      string
+	Auth         string
+	OIDCIssuer   string
+	OIDCAudience string
+
+	// MaxBodyBytes caps request bodies (default 16 MiB).
+	MaxBodyBytes int64
+	// MaxBundleEntries caps batch/transaction entries (default 10000).
+	MaxBundleEntries int
+	// Timeouts of the http.Server; zero values get defaults.
+	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout, ShutdownTimeout time.Duration
+
+	// Version is the software version reported in the CapabilityStatement.
+	Version string
+	// Logger receives structured logs (never PHI); default slog.Default().
+	Logger *slog.Logger
+}
+
+// Defaults fills zero values with defaults. BaseURL defaults to
+// http://<Addr>/fhir and the audience to the base URL.
+func (c *Config) Defaults() {
+	if c.Addr == "" {
+		c.Addr = "127.0.0.1:8080"
+	}
+	if c.BaseURL == "" {
+		c.BaseURL = "http://" + c.Addr + "/fhir"
+	}
+	c.BaseURL = strings.TrimSuffix(c.BaseURL, "/")
+	if c.Database == "" {
+		c.Database = "casefhir"
+	}
+	if c.DataDir == "" {
+		c.DataDir = "./casefhir-data"
+	}
+	if c.Auth == "" {
+		c.Auth = AuthSMART
+	}
+	if c.OIDCAudience == "" {
+		c.OIDCAudience = c.BaseURL
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = 16 << 20
+	}
+	if c.MaxBundleEntries == 0 {
+		c.MaxBundleEntries = 10000
+	}
+	if c.ReadHeaderTimeout == 0 {
+		c.ReadHeaderTimeout = 10 * time.Second
+	}
+	if c.ReadTimeout == 0 {
+		c.ReadTimeout = 2 * time.Minute
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = 5 * time.Minute
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = 2 * time.Minute
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = 30 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Validate checks the configuration before anything connects. Errors are
+// one line, naming the flag.
+func (c *Config) Validate() error {
+	host, port, err := net.SplitHostPort(c.Addr)
+	if err != nil || port == "" {
+		return fmt.Errorf("--addr %q: want host:port", c.Addr)
+	}
+	u, err := url.Parse(c.BaseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("--base-url %q: want an absolute http(s) URL without query", c.BaseURL)
+	}
+	if c.MongoURI != "" && !strings.HasPrefix(c.MongoURI, "mongodb://") && !strings.HasPrefix(c.MongoURI, "mongodb+srv://") {
+		return errors.New("--mongodb-uri: want a mongodb:// or mongodb+srv:// connection string")
+	}
+	if c.Database == "" || strings.ContainsAny(c.Database, `/\. "$`) || len(c.Database) > 63 {
+		return fmt.Errorf("--database %q: not a valid database name", c.Database)
+	}
+	if c.MongoURI == "" && c.DataDir == "" {
+		return errors.New("--data-dir: required for the embedded store")
+	}
+	switch c.Auth {
+	case AuthSMART:
+		if c.OIDCIssuer == "" {
+			return errors.New("--oidc-issuer: required with --auth=smart (or use --auth=off on a loopback address)")
+		}
+		iu, err := url.Parse(c.OIDCIssuer)
+		if err != nil || (iu.Scheme != "https" && iu.Scheme != "http") || iu.Host == "" {
+			return fmt.Errorf("--oidc-issuer %q: want an absolute http(s) URL", c.OIDCIssuer)
+		}
+	case AuthOff:
+		if !isLoopback(host) {
+			return fmt.Errorf("--auth=off is allowed only on a loopback address, not %q", host)
+		}
+	default:
+		return fmt.Errorf("--auth %q: want smart or off", c.Auth)
+	}
+	if c.MaxBodyBytes < 1024 {
+		return errors.New("--max-body: must be at least 1024 bytes")
+	}
+	return nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

@@ -1,0 +1,154 @@
+package interaction
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/casefhir/casefhir/fhir"
+	"github.com/casefhir/casefhir/fhir/codec"
+	"github.com/casefhir/casefhir/fhir/outcome"
+	"github.com/casefhir/casefhir/fhir/store"
+)
+
+// Read implements https://hl7.org/fhir/R4/http.html#read, with conditional
+// read (If-None-Match, If-Modified-Since: 304), _summary and _elements.
+func (h *Handler) Read(ctx context.Context, r *Request) (*Response, error) {
+	if err := allow(r, ActionRead, r.Type); err != nil {
+		return nil, err
+	}
+	res, err := h.readVisible(ctx, r, r.Type, r.ID)
+	if err != nil {
+		return nil, err
+	}
+	if res.Deleted {
+		return nil, deletedError(res)
+	}
+	return h.resourceResponse(r, res)
+}
+
+// readVisible reads the current version of Type/id as the caller may see
+// it: outside the caller's patient compartment it does not exist (404).
+func (h *Handler) readVisible(ctx context.Context, r *Request, typ, id string) (*store.Resource, error) {
+	res, err := h.o.Store.Read(ctx, typ, id)
+	if err != nil {
+		return nil, err
+	}
+	if !h.visible(r, ActionRead, res) {
+		return nil, notFound(typ, id)
+	}
+	return res, nil
+}
+
+// visible reports whether res lies within the caller's compartment for a.
+func (h *Handler) visible(r *Request, a Action, res *store.Resource) bool {
+	if r.Access == nil {
+		return true
+	}
+	pid, bounded := r.Access.Compartment(a, res.Type)
+	if !bounded {
+		return true
+	}
+	return InPatientCompartment(res, pid)
+}
+
+// InPatientCompartment reports whether res belongs to Patient/pid's
+// compartment, from the index values extracted at write time (a tombstone
+// keeps no index: it is in no compartment).
+func InPatientCompartment(res *store.Resource, pid string) bool {
+	if res.Type == "Patient" && res.ID == pid {
+		return true
+	}
+	want := "Patient/" + pid
+	switch v := res.Index[CompartmentKey].(type) {
+	case []any:
+		for _, x := range v {
+			if s, ok := x.(string); ok && s == want {
+				return true
+			}
+		}
+	case string:
+		return v == want
+	}
+	return false
+}
+
+// CompartmentKey is the index key holding a resource's patient compartment
+// memberships ("Patient/<id>" strings).
+const CompartmentKey = "_compartment"
+
+func notFound(typ, id string) error {
+	return outcome.New(outcome.NotFound, "resource not found").
+		WithDiagnostics(typ + "/" + id + " is not known")
+}
+
+func deletedError(res *store.Resource) error {
+	return outcome.New(outcome.Deleted, "resource deleted").
+		WithDiagnostics(res.Type + "/" + res.ID + " was deleted").
+		WithHeader("ETag", fhir.FormatETag(fhir.VersionString(res.VersionID))).
+		WithHeader("Last-Modified", res.LastUpdated.UTC().Format(http.TimeFormat))
+}
+
+// resourceResponse renders one stored version with conditional-read and
+// shaping rules.
+func (h *Handler) resourceResponse(r *Request, res *store.Resource) (*Response, error) {
+	resp := &Response{Status: http.StatusOK, Header: http.Header{}}
+	versionHeaders(resp.Header, res)
+	if notModified(r, res) {
+		resp.Status = http.StatusNotModified
+		return resp, nil
+	}
+	body, err := shape(r, res.JSON)
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = body
+	return resp, nil
+}
+
+// notModified applies If-None-Match and If-Modified-Since.
+func notModified(r *Request, res *store.Resource) bool {
+	if inm := r.Header.Get("If-None-Match"); inm != "" {
+		for _, tag := range strings.Split(inm, ",") {
+			if strings.TrimSpace(tag) == "*" {
+				return true
+			}
+			if v, ok := fhir.ParseETag(tag); ok && v == fhir.VersionString(res.VersionID) {
+				return true
+			}
+		}
+		return false
+	}
+	if ims := r.Header.Get("If-Modified-Since"); ims != "" {
+		t, err := http.ParseTime(ims)
+		if err != nil {
+			if t2, err2 := time.Parse(time.RFC3339, ims); err2 == nil {
+				t, err = t2, nil
+			}
+		}
+		if err == nil && !res.LastUpdated.Truncate(time.Second).After(t) {
+			return true
+		}
+	}
+	return false
+}
+
+// shape applies _summary and _elements to stored JSON.
+func shape(r *Request, js []byte) ([]byte, error) {
+	if s := r.Query.Get("_summary"); s != "" && s != "false" {
+		return codec.Summary(js, s)
+	}
+	if els := r.Query["_elements"]; len(els) > 0 {
+		var list []string
+		for _, e := range els {
+			for _, x := range strings.Split(e, ",") {
+				if x = strings.TrimSpace(x); x != "" {
+					list = append(list, x)
+				}
+			}
+		}
+		return codec.Elements(js, list)
+	}
+	return js, nil
+}

@@ -1,0 +1,7 @@
+// Package middleware holds casefhir's Gin middleware: request ids, the
+// access log (no PHI: no bodies, no query values), panic recovery, request
+// body limits and content negotiation.
+//
+// It never writes an error body itself: errors are handed to the renderer
+// the server passes in, so every error is an OperationOutcome.
+package middleware

@@ -1,0 +1,61 @@
+package server
+
+import (
+	"context"
+
+	"github.com/casefhir/casefhir/conformance"
+	"github.com/casefhir/casefhir/fhir"
+	"github.com/casefhir/casefhir/fhir/codec"
+	"github.com/casefhir/casefhir/server/interaction"
+)
+
+// buildHandler wires the FHIR handler: codec, search, the case rules and
+// operations, and the CapabilityStatement generated from all of it.
+func (s *Server) buildHandler(ctx context.Context, c *codec.Codec) error {
+	opts := interaction.Options{
+		Store:            s.store,
+		Codec:            c,
+		MaxBundleEntries: s.cfg.MaxBundleEntries,
+		Operations:       map[string]interaction.Operation{},
+	}
+	s.handler = interaction.New(opts)
+	capability := conformance.CapabilityStatement(s.capabilityInput(opts))
+	opts.Capabilities = func(string) []byte { return capability }
+	s.handler = interaction.New(opts)
+	return nil
+}
+
+// capabilityInput describes what the handler implements.
+func (s *Server) capabilityInput(o interaction.Options) conformance.CapabilityInput {
+	in := conformance.CapabilityInput{
+		Software: "casefhir", Version: s.cfg.Version, BaseURL: s.cfg.BaseURL, Date: s.started,
+		Types:              map[string]conformance.TypeCapability{},
+		SystemInteractions: []string{"batch", "history-system"},
+	}
+	if o.Transaction != nil {
+		in.SystemInteractions = append(in.SystemInteractions, "transaction")
+	}
+	if o.Search != nil {
+		in.SystemInteractions = append(in.SystemInteractions, "search-system")
+	}
+	for _, t := range fhir.ResourceTypes() {
+		tc := conformance.TypeCapability{
+			Interactions: []string{"read", "vread", "update", "patch", "delete", "history-instance", "history-type", "create"},
+			ReadHistory:  true, UpdateCreate: true,
+		}
+		if o.Resolver != nil {
+			tc.ConditionalCreate, tc.ConditionalUpdate, tc.ConditionalDelete = true, true, "single"
+		}
+		if o.Search != nil {
+			tc.Interactions = append(tc.Interactions, "search-type")
+		}
+		in.Types[t] = tc
+		in.TypeOrder = append(in.TypeOrder, t)
+	}
+	if s.verifier != nil {
+		m := s.verifier.Metadata()
+		in.Security = &conformance.SecurityInfo{Authorize: m.AuthorizationEndpoint, Token: m.TokenEndpoint,
+			Revoke: m.RevocationEndpoint, Introspect: m.IntrospectionEndpoint, Register: m.RegistrationEndpoint}
+	}
+	return in
+}
