@@ -10,7 +10,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/casefhir/casefhir/fhir/outcome"
-		"github.com/casefhir/casefhir/server/interaction"
+	"github.com/casefhir/casefhir/server/interaction"
 	"github.com/casefhir/casefhir/server/middleware"
 )
 

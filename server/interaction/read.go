@@ -85,7 +85,7 @@ func notFound(typ, id string) error {
 
 func deletedError(res *store.Resource) error {
 	return outcome.New(outcome.Deleted, "resource deleted").
-		WithDiagnostics(res.Type + "/" + res.ID + " was deleted").
+		WithDiagnostics(res.Type+"/"+res.ID+" was deleted").
 		WithHeader("ETag", fhir.FormatETag(fhir.VersionString(res.VersionID))).
 		WithHeader("Last-Modified", res.LastUpdated.UTC().Format(http.TimeFormat))
 }

@@ -23,7 +23,7 @@ type Write struct {
 	// Access is the caller.
 	Access Access
 	// Batch is the transaction the write belongs to, if any.
-	Batch *TxContext
+	Batch   *TxContext
 	changed bool
 }
 
