@@ -157,7 +157,7 @@ const maxScopeLen = 1024
 // a scope.
 func ParseScope(raw string) Scope {
 	s := Scope{Raw: raw}
-	if raw == "" || len(raw) > maxScopeLen {
+	if raw == "" || len(raw) > maxScopeLen || !isScopeToken(raw) {
 		return s
 	}
 	switch raw {
@@ -275,6 +275,18 @@ func parseRestrictions(q string) ([]Param, bool) {
 		out = append(out, Param{Name: name, Value: value})
 	}
 	return out, true
+}
+
+// isScopeToken reports whether s is made of RFC 6749 scope-token
+// characters: %x21 / %x23-5B / %x5D-7E.
+func isScopeToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 func isParamName(s string) bool {

@@ -220,8 +220,8 @@ func (v *Verifier) classify(err error, payload []byte) error {
 }
 
 // ParseAuthorization extracts the token of an "Authorization: Bearer
-// <token>" header value (RFC 6750 section 2.1). An empty value or another
-// scheme is a missing token (401 without an error attribute); a Bearer
+// <token>" header value (RFC 6750 section 2.1). An empty value, another
+// scheme or "Bearer" without a token is a missing token (401 without an error attribute); a Bearer
 // header with a malformed token is invalid_token.
 func ParseAuthorization(h string) (string, error) {
 	h = strings.TrimSpace(h)
@@ -233,7 +233,10 @@ func ParseAuthorization(h string) (string, error) {
 		return "", missingToken(realm)
 	}
 	tok := strings.TrimLeft(rest, " ")
-	if tok == "" || len(tok) > maxTokenLen || !isToken68(tok) {
+	if tok == "" {
+		return "", missingToken(realm)
+	}
+	if len(tok) > maxTokenLen || !isToken68(tok) {
 		return "", invalidToken("malformed bearer token")
 	}
 	return tok, nil

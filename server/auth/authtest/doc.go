@@ -1,0 +1,17 @@
+// Package authtest provides token issuers for tests of casefhir's SMART
+// support, used by server/auth and by the server's HTTP tests.
+//
+//   - [StartProvider] runs a real OpenID provider (the npm package
+//     oidc-provider, from server/auth/testdata/oidc) on loopback. It installs
+//     the pinned packages itself with npm ci when they are missing, so a
+//     fresh machine with Go and Node needs nothing else. [Provider.Token]
+//     obtains JWT access tokens by client_credentials with private_key_jwt
+//     (SMART Backend Services) or client_secret_post.
+//   - [NewLocalIssuer] is an in-process issuer (discovery + JWKS on an
+//     httptest server) that mints arbitrary tokens, including broken ones
+//     (wrong audience or issuer, expired, not yet valid, bad signature,
+//     unknown key id, alg none or HS256), and rotates keys.
+//
+// It is for tests only: production code must not import it. It keeps no
+// package-level mutable state and never logs tokens.
+package authtest
