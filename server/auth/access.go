@@ -85,6 +85,9 @@ type Grant struct {
 // granular restriction.
 func (g Grant) Unrestricted() bool { return g.Patient == "" && len(g.Restrictions) == 0 }
 
+// AuditEventType is the resource type of the audit trail.
+const AuditEventType = "AuditEvent"
+
 // Allow decides whether p may perform action on resources of type typ.
 //
 // Only Resource scopes count; a patient/ scope counts only when the token
@@ -93,6 +96,11 @@ func (g Grant) Unrestricted() bool { return g.Patient == "" && len(g.Restriction
 // compartment restriction applies. Among the granting scopes of the chosen
 // context, one without restrictions makes the grant unrestricted;
 // otherwise the restrictions of all of them are returned (OR).
+//
+// The audit trail is special: AuditEvents are granted only by scopes that
+// name AuditEvent explicitly in the user/ or system/ context (e.g.
+// system/AuditEvent.rs; wildcards and patient/ scopes never reach it), and
+// they are never updated or deleted by a token holder.
 //
 // A nil or anonymous principal gets a 401 login error; a principal
 // without a granting scope gets a 403 forbidden error naming the scope
@@ -115,9 +123,17 @@ func (p *Principal) Allow(action Action, typ string) (Grant, error) {
 		wideUnres, narrowUnres   bool
 		sawPatientWithoutContext bool
 	)
+	audit := typ == AuditEventType
+	if audit && (action == Update || action == Delete) {
+		return Grant{}, outcome.New(outcome.Forbidden, "the audit trail is append-only: AuditEvents cannot be updated or deleted").
+			WithOp("auth.Allow")
+	}
 	for _, s := range p.Scopes {
 		if s.Kind != Resource || !s.Perms.Has(need) || (s.Type != "*" && s.Type != typ) {
 			continue
+		}
+		if audit && (s.Type != AuditEventType || s.Context == PatientContext) {
+			continue // the audit trail needs an explicit user/ or system/ AuditEvent scope
 		}
 		switch s.Context {
 		case SystemContext, UserContext:
@@ -173,6 +189,10 @@ func (p *Principal) forbidden(action Action, typ string, patientWithoutContext b
 	ctx := p.scopeContext()
 	need := fmt.Sprintf("%s/%s.%s", ctx, typ, action.Perm())
 	var e *outcome.Error
+	if typ == AuditEventType && ctx == PatientContext {
+		ctx = UserContext
+		need = fmt.Sprintf("%s/%s.%s", ctx, typ, action.Perm())
+	}
 	if patientWithoutContext {
 		e = outcome.Errorf(outcome.Forbidden,
 			"scope %s is not usable: the access token has no patient context (patient claim)", need)

@@ -82,6 +82,20 @@ func TestAllow(t *testing.T) {
 		{name: "unknown scopes grant nothing", scope: "patient/Observation.sr user/Observation.read?category=lab openid fhirUser launch/patient",
 			patient: "p1", action: Read, typ: "Observation", wantErr: "forbidden"},
 		{name: "no scopes", scope: "", action: Read, typ: "Patient", wantErr: "system/Patient.r"},
+		{name: "audit: explicit system scope", scope: "system/AuditEvent.rs", action: Search, typ: "AuditEvent",
+			want: Grant{Context: SystemContext}},
+		{name: "audit: explicit user scope", scope: "user/AuditEvent.r", action: Read, typ: "AuditEvent",
+			want: Grant{Context: UserContext}},
+		{name: "audit: wildcard does not reach it", scope: "system/*.cruds", action: Search, typ: "AuditEvent",
+			wantErr: "system/AuditEvent.s"},
+		{name: "audit: patient scope does not reach it", scope: "patient/AuditEvent.rs patient/*.rs", patient: "p1", action: Read, typ: "AuditEvent",
+			wantErr: "user/AuditEvent.r"},
+		{name: "audit: create with an explicit scope", scope: "system/AuditEvent.c", action: Create, typ: "AuditEvent",
+			want: Grant{Context: SystemContext}},
+		{name: "audit: never updated", scope: "system/AuditEvent.cruds", action: Update, typ: "AuditEvent",
+			wantErr: "append-only"},
+		{name: "audit: never deleted", scope: "system/AuditEvent.cruds", action: Delete, typ: "AuditEvent",
+			wantErr: "append-only"},
 		{name: "missing scope named in patient context", scope: "patient/Observation.rs", patient: "p1", action: Read, typ: "Condition",
 			wantErr: "patient/Condition.r"},
 	}
@@ -100,7 +114,7 @@ func TestAllow(t *testing.T) {
 				if !strings.Contains(e.Error(), tt.wantErr) {
 					t.Errorf("error %q does not mention %q", e.Error(), tt.wantErr)
 				}
-				if h := e.Header.Get("WWW-Authenticate"); !strings.Contains(h, `error="insufficient_scope"`) {
+				if h := e.Header.Get("WWW-Authenticate"); !strings.Contains(h, `error="insufficient_scope"`) && tt.wantErr != "append-only" {
 					t.Errorf("WWW-Authenticate = %q", h)
 				}
 				if p.Can(tt.action, tt.typ) {
