@@ -1,0 +1,203 @@
+package mongostore
+
+import (
+	"context"
+	"errors"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/casefhir/casefhir/fhir/outcome"
+	"github.com/casefhir/casefhir/fhir/store"
+)
+
+// findOne reads one document of coll by _id, a point lookup on both
+// backends. It returns (nil, nil) when there is none.
+func (s *Store) findOne(ctx context.Context, op, coll, typ, id string) (*store.Resource, error) {
+	raw, err := s.db.Collection(coll).FindOne(ctx, bson.D{{Key: fID, Value: id}}).Raw()
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, translate(op, err)
+	}
+	r, err := decode(typ, raw, true)
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Read implements https://hl7.org/fhir/R4/http.html#read: the current
+// version, tombstones included.
+func (s *Store) Read(ctx context.Context, typ, id string) (*store.Resource, error) {
+	const op = "mongostore.Read"
+	if err := checkType(op, typ); err != nil {
+		return nil, err
+	}
+	r, err := s.findOne(ctx, op, typ, typ, id)
+	if err != nil {
+		return nil, err
+	}
+	if r == nil {
+		return nil, notFound(op, typ, id)
+	}
+	return r, nil
+}
+
+// VRead implements https://hl7.org/fhir/R4/http.html#vread: the current
+// document when its version matches, else a point lookup of "<id>/<v>" in
+// <Type>_history.
+func (s *Store) VRead(ctx context.Context, typ, id string, version int64) (*store.Resource, error) {
+	const op = "mongostore.VRead"
+	if err := checkType(op, typ); err != nil {
+		return nil, err
+	}
+	cur, err := s.findOne(ctx, op, typ, typ, id)
+	if err != nil {
+		return nil, err
+	}
+	if cur == nil || version < 1 || version > cur.VersionID {
+		return nil, notFound(op, typ, id)
+	}
+	if cur.VersionID == version {
+		return cur, nil
+	}
+	r, err := s.findOne(ctx, op, typ+historySuffix, typ, historyID(id, version))
+	if err != nil {
+		return nil, err
+	}
+	if r == nil {
+		return nil, notFound(op, typ, id)
+	}
+	return r, nil
+}
+
+// Create implements store.Store (https://hl7.org/fhir/R4/http.html#create
+// after the id is chosen): one insert; a duplicate _id is outcome.Duplicate.
+func (s *Store) Create(ctx context.Context, r *store.Resource) error {
+	const op = "mongostore.Create"
+	if err := checkType(op, r.Type); err != nil {
+		return err
+	}
+	if r.ID == "" || r.VersionID != 1 {
+		return outcome.New(outcome.Exception, "create needs an id and version 1").WithOp(op)
+	}
+	if err := s.ensure(ctx, r.Type); err != nil {
+		return err
+	}
+	_, err := s.db.Collection(r.Type).InsertOne(ctx, encode(r))
+	if err != nil {
+		err = translate(op, err)
+		if outcome.Is(err, outcome.Duplicate) {
+			return outcome.As(err).WithDiagnostics(r.Key() + " already exists")
+		}
+		return err
+	}
+	return nil
+}
+
+// Update implements store.Store (https://hl7.org/fhir/R4/http.html#update
+// and #delete, as a tombstone version): the previous version is copied to
+// <Type>_history (idempotently), then the current document is replaced only
+// if it is still prev. Otherwise outcome.Conflict; a history copy left by a
+// failed or interrupted update duplicates a still-current version and is
+// ignored by readers.
+func (s *Store) Update(ctx context.Context, next, prev *store.Resource) error {
+	const op = "mongostore.Update"
+	if err := checkType(op, next.Type); err != nil {
+		return err
+	}
+	if prev == nil || next.Type != prev.Type || next.ID != prev.ID || next.ID == "" || next.VersionID != prev.VersionID+1 {
+		return outcome.New(outcome.Exception, "update needs next to follow prev of the same resource").WithOp(op)
+	}
+	if err := s.ensure(ctx, next.Type+historySuffix); err != nil {
+		return err
+	}
+	if s.embedded {
+		return s.updateLocked(ctx, next, prev)
+	}
+	if err := s.insertHistory(ctx, op, encodeHistory(prev), next.Type); err != nil {
+		return err
+	}
+	res, err := s.db.Collection(next.Type).ReplaceOne(ctx,
+		bson.D{{Key: fID, Value: next.ID}, {Key: fVersion, Value: prev.VersionID}}, encode(next))
+	if err != nil {
+		return translate(op, err)
+	}
+	if res.MatchedCount == 0 {
+		return conflict(op, next)
+	}
+	return nil
+}
+
+// updateLocked is Update on the embedded store: under the in-process lock of
+// the resource, read the current document by _id, check its version, copy
+// it to history and replace it by _id (FerretDB serves only {_id} filters
+// from an index).
+func (s *Store) updateLocked(ctx context.Context, next, prev *store.Resource) error {
+	const op = "mongostore.Update"
+	defer s.keyLock(next.Key())()
+	coll := s.db.Collection(next.Type)
+	raw, err := coll.FindOne(ctx, bson.D{{Key: fID, Value: next.ID}}).Raw()
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return conflict(op, next)
+	}
+	if err != nil {
+		return translate(op, err)
+	}
+	v, ok := raw.Lookup(fVersion).AsInt64OK()
+	if !ok {
+		return corrupt(nil)
+	}
+	if v != prev.VersionID {
+		return conflict(op, next)
+	}
+	// The stored document, not the caller's copy, goes to history.
+	hist, err := toHistory(raw, next.ID, v)
+	if err != nil {
+		return err
+	}
+	if err := s.insertHistory(ctx, op, hist, next.Type); err != nil {
+		return err
+	}
+	res, err := coll.ReplaceOne(ctx, bson.D{{Key: fID, Value: next.ID}}, encode(next))
+	if err != nil {
+		return translate(op, err)
+	}
+	if res.MatchedCount == 0 {
+		return conflict(op, next)
+	}
+	return nil
+}
+
+// toHistory rewrites a current document as its history document.
+func toHistory(raw bson.Raw, id string, v int64) (bson.D, error) {
+	elems, err := raw.Elements()
+	if err != nil {
+		return nil, corrupt(err)
+	}
+	d := make(bson.D, 0, len(elems)+1)
+	d = append(d, bson.E{Key: fID, Value: historyID(id, v)}, bson.E{Key: fRID, Value: id})
+	for _, e := range elems {
+		if k := e.Key(); k != fID && k != fRID {
+			d = append(d, bson.E{Key: k, Value: e.Value()})
+		}
+	}
+	return d, nil
+}
+
+// insertHistory inserts a history document; one already there (a retried
+// or interrupted update) is fine.
+func (s *Store) insertHistory(ctx context.Context, op string, doc bson.D, typ string) error {
+	_, err := s.db.Collection(typ+historySuffix).InsertOne(ctx, doc)
+	if err != nil && !mongo.IsDuplicateKeyError(err) {
+		return translate(op, err)
+	}
+	return nil
+}
+
+func conflict(op string, r *store.Resource) error {
+	return (&outcome.Error{Op: op, Code: outcome.Conflict, Detail: "resource version conflict"}).
+		WithDiagnostics(r.Key() + " is no longer at the expected version")
+}
