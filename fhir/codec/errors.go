@@ -154,11 +154,16 @@ func issueFromParse(e jfError) outcome.Issue {
 	code, detail := classify(e)
 	expr := jsonPathToFHIRPath(e.path)
 	switch {
-	case e.details == "unknown field" || strings.HasPrefix(e.details, "cannot accept multiple values"):
+	case e.details == "unknown field":
 		// The path is the parent; the diagnostic is the quoted property.
 		if k, err := strconv.Unquote(e.diagnostics); err == nil {
 			expr = joinPath(expr, string(elementName([]byte(k))))
 		}
+	case strings.HasPrefix(e.details, "cannot accept multiple values for "):
+		// "... for multiple_birth field": name the choice element itself,
+		// whichever of its properties jsonformat met second.
+		f := strings.TrimSuffix(strings.TrimPrefix(e.details, "cannot accept multiple values for "), " field")
+		expr = joinPath(expr, snakeToLowerCamel(f))
 	}
 	return makeIssue(code, detail, e, expr)
 }
@@ -173,6 +178,14 @@ func makeIssue(code outcome.Code, detail string, e jfError, expr string) outcome
 		is.Expression = []string{expr}
 	}
 	return is
+}
+
+func snakeToLowerCamel(s string) string {
+	parts := strings.Split(s, "_")
+	for i := 1; i < len(parts); i++ {
+		parts[i] = upperFirst(parts[i])
+	}
+	return strings.Join(parts, "")
 }
 
 func joinPath(a, b string) string {
