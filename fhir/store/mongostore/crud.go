@@ -86,6 +86,9 @@ func (s *Store) Create(ctx context.Context, r *store.Resource) error {
 	if err := s.ensure(ctx, r.Type); err != nil {
 		return err
 	}
+	if s.embedded {
+		defer s.keyLock(r.Key())() // a transaction may be creating it
+	}
 	_, err := s.db.Collection(r.Type).InsertOne(ctx, encode(r))
 	if err != nil {
 		err = translate(op, err)

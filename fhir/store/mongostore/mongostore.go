@@ -3,7 +3,6 @@ package mongostore
 import (
 	"context"
 	"errors"
-	"hash/maphash"
 	"log/slog"
 	"slices"
 	"strings"
@@ -52,10 +51,9 @@ type Store struct {
 	// indexes (and OnCollection done) in this process.
 	ready sync.Map // string -> struct{}
 
-	// keys serialises read-check-write sequences per resource in embedded
-	// mode (striped: different keys may share a mutex).
-	keys [256]sync.Mutex
-	seed maphash.Seed
+	// tx holds the per-key locks that serialise read-check-write sequences
+	// in embedded mode (and transactions, see tx.go).
+	tx txState
 
 	// pushAll forces every filter to be pushed down in embedded mode; the
 	// pushdown agreement test uses it to find what FerretDB gets wrong.
@@ -95,7 +93,6 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		embedded: o.Embedded,
 		onColl:   o.OnCollection,
 		log:      log,
-		seed:     maphash.MakeSeed(),
 	}
 	if err := s.open(ctx); err != nil {
 		_ = client.Disconnect(context.WithoutCancel(ctx))
@@ -120,6 +117,9 @@ func (s *Store) open(ctx context.Context) error {
 		if err := s.ensure(ctx, n); err != nil {
 			return err
 		}
+	}
+	if err := s.recoverJournal(ctx); err != nil {
+		return err
 	}
 	s.log.InfoContext(ctx, "store opened", "database", s.dbName, "embedded", s.embedded, "collections", len(names))
 	return nil
@@ -200,11 +200,10 @@ func checkType(op, typ string) error {
 	return nil
 }
 
-// keyLock locks the stripe of key (embedded mode) and returns its unlock.
+// keyLock locks key (embedded mode) and returns its unlock.
 func (s *Store) keyLock(key string) func() {
-	m := &s.keys[maphash.String(s.seed, key)%uint64(len(s.keys))]
-	m.Lock()
-	return m.Unlock
+	unlock, _ := s.tx.locks.lock(context.Background(), key)
+	return unlock
 }
 
 // Ping implements store.Store: it checks the database answers.

@@ -55,7 +55,7 @@ func (s *Store) sessionTransactions(ctx context.Context) bool {
 // On a MongoDB replica set or sharded cluster it runs one multi-document
 // session transaction with version-guarded replaces. Elsewhere (the
 // embedded FerretDB, a standalone mongod) it uses the write-ahead journal in
-// _txlog (see journal.go): the keys are locked in sorted order, versions
+// _txlog (see tx_journal.go): the keys are locked in sorted order, versions
 // checked, every new version journaled, a commit marker written (the commit
 // point), the writes applied idempotently and the journal deleted; Open
 // rolls committed journals forward and discards the rest after a crash.
