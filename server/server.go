@@ -15,6 +15,7 @@ import (
 
 	"github.com/casefhir/casefhir/fhir/codec"
 	"github.com/casefhir/casefhir/fhir/outcome"
+	"github.com/casefhir/casefhir/fhir/search"
 	"github.com/casefhir/casefhir/fhir/store"
 	"github.com/casefhir/casefhir/fhir/store/embedded"
 	"github.com/casefhir/casefhir/fhir/store/mongostore"
@@ -35,6 +36,7 @@ type Server struct {
 	access   accessor
 	verifier *auth.Verifier
 	smartDoc []byte
+	registry *search.Registry
 	started  time.Time
 	httpSrv  *http.Server
 	listener net.Listener

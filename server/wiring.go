@@ -2,19 +2,28 @@ package server
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/casefhir/casefhir/conformance"
 	"github.com/casefhir/casefhir/fhir"
 	"github.com/casefhir/casefhir/fhir/codec"
+	"github.com/casefhir/casefhir/fhir/search"
 	"github.com/casefhir/casefhir/server/interaction"
 )
 
 // buildHandler wires the FHIR handler: codec, search, the case rules and
 // operations, and the CapabilityStatement generated from all of it.
 func (s *Server) buildHandler(ctx context.Context, c *codec.Codec) error {
+	reg, err := search.NewRegistry(conformance.SearchParameters(), conformance.CaseSearchParameters())
+	if err != nil {
+		return fmt.Errorf("search parameters: %v", err)
+	}
+	s.registry = reg
 	opts := interaction.Options{
 		Store:            s.store,
 		Codec:            c,
+		Indexer:          reg,
+		Resolver:         interaction.SearchResolver{Registry: reg, Store: s.store, Base: s.cfg.BaseURL},
 		MaxBundleEntries: s.cfg.MaxBundleEntries,
 		Operations:       map[string]interaction.Operation{},
 	}
@@ -48,6 +57,14 @@ func (s *Server) capabilityInput(o interaction.Options) conformance.CapabilityIn
 		}
 		if o.Search != nil {
 			tc.Interactions = append(tc.Interactions, "search-type")
+			for _, p := range s.registry.Params(t) {
+				if p.Unsupported != "" {
+					continue
+				}
+				tc.SearchParams = append(tc.SearchParams, conformance.SearchParamRef{Name: p.Code, Definition: p.URL, Type: string(p.Type)})
+			}
+			tc.SearchInclude = []string{"*"}
+			tc.SearchRevInclude = []string{"*"}
 		}
 		in.Types[t] = tc
 		in.TypeOrder = append(in.TypeOrder, t)
