@@ -84,8 +84,8 @@ func ApplyJSONPatch(doc, patch []byte) ([]byte, error) {
 			if !op.hasValue {
 				return nil, patchErr(outcome.Invalid, i, "invalid patch operation", `missing "value"`)
 			}
-			v, err := decodeAny(op.Value)
-			if err != nil {
+			v, verr := decodeAny(op.Value)
+			if verr != nil {
 				return nil, patchErr(outcome.Invalid, i, "invalid patch operation", `"value" is not valid JSON`)
 			}
 			switch op.Op {
