@@ -1,0 +1,258 @@
+package audit
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/casefhir/casefhir/conformance"
+	"github.com/casefhir/casefhir/fhir/codec"
+	"github.com/casefhir/casefhir/fhir/outcome"
+	"github.com/casefhir/casefhir/fhir/search"
+	"github.com/casefhir/casefhir/server/auth"
+	"github.com/casefhir/casefhir/server/interaction"
+)
+
+func testPrincipal() *auth.Principal {
+	return &auth.Principal{Subject: "user-42", ClientID: "case-app", FHIRUser: "Practitioner/7", Patient: "p1",
+		Issuer: "https://as.example.org", TokenID: "jti-1", Scopes: auth.ParseScopes("patient/*.rs")}
+}
+
+func TestFromRequestKeepsNamesOnly(t *testing.T) {
+	r := &interaction.Request{
+		Route:  interaction.Route{Kind: interaction.KindSearchType, Type: "Patient"},
+		Method: http.MethodGet,
+		Query:  url.Values{"family": {"Smith"}, "birthdate": {"1970-01-01"}, "_count": {"10"}},
+		Header: http.Header{"If-None-Exist": {"identifier=http://x|secret-mrn"}},
+	}
+	start := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	e := FromRequest(r, testPrincipal(), 200, nil, start, start.Add(time.Millisecond))
+	if got := strings.Join(e.QueryParams, ","); got != "_count,birthdate,family,identifier" {
+		t.Errorf("QueryParams = %q", got)
+	}
+	body := string(Resource(e, "https://fhir.example.org/fhir", start))
+	for _, secret := range []string{"Smith", "1970-01-01", "secret-mrn"} {
+		if strings.Contains(body, secret) {
+			t.Errorf("AuditEvent contains the search value %q: %s", secret, body)
+		}
+	}
+}
+
+func TestResourceShape(t *testing.T) {
+	c, err := codec.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	tests := []struct {
+		name string
+		r    *interaction.Request
+		p    *auth.Principal
+		err  error
+		want []string // substrings of the JSON
+	}{
+		{name: "vread", p: testPrincipal(),
+			r:    &interaction.Request{Route: interaction.Route{Kind: interaction.KindVRead, Type: "Observation", ID: "o1", Version: "3"}},
+			want: []string{`"code":"vread"`, `"action":"R"`, `"reference":"Observation/o1/_history/3"`, `"reference":"Patient/p1"`, `"outcome":"0"`, `"reference":"Practitioner/7"`, `"value":"case-app"`, `"policy":["jti-1"]`}},
+		{name: "create", p: testPrincipal(),
+			r:    &interaction.Request{Route: interaction.Route{Kind: interaction.KindCreate, Type: "CarePlan"}, Body: []byte(`{"secret":"x"}`)},
+			want: []string{`"code":"create"`, `"action":"C"`, `"type":"CarePlan"`}},
+		{name: "conditional delete", p: testPrincipal(),
+			r:    &interaction.Request{Route: interaction.Route{Kind: interaction.KindConditionalDelete, Type: "Task"}, Query: url.Values{"status": {"x"}}},
+			want: []string{`"code":"delete"`, `"action":"D"`, `"valueString":"status"`}},
+		{name: "forbidden", p: testPrincipal(), err: outcome.New(outcome.Forbidden, "missing scope"),
+			r:    &interaction.Request{Route: interaction.Route{Kind: interaction.KindRead, Type: "AuditEvent", ID: "a1"}},
+			want: []string{`"outcome":"4"`, `"outcomeDesc":"HTTP 403 Forbidden (forbidden)"`}},
+		{name: "operation failing", p: testPrincipal(), err: errors.New("boom"),
+			r:    &interaction.Request{Route: interaction.Route{Kind: interaction.KindOperation, Type: "EpisodeOfCare", ID: "e1", Operation: "everything"}},
+			want: []string{`"code":"operation"`, `"action":"E"`, `"valueString":"$everything"`, `"outcome":"8"`}},
+		{name: "anonymous", p: nil, err: outcome.New(outcome.Login, "no token"),
+			r:    &interaction.Request{Route: interaction.Route{Kind: interaction.KindSearchSystem}},
+			want: []string{`"display":"unauthenticated"`, `"outcome":"4"`}},
+		{name: "auth off", p: auth.Unrestricted(),
+			r:    &interaction.Request{Route: interaction.Route{Kind: interaction.KindBatch}},
+			want: []string{`"code":"batch"`, `authentication off`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status := 200
+			if tt.err != nil {
+				status = 0
+			}
+			e := FromRequest(tt.r, tt.p, status, tt.err, start, start.Add(time.Second))
+			e.SourceAddress, e.RequestID = "192.0.2.1", "req-1"
+			body := Resource(e, "https://fhir.example.org/fhir", start.Add(time.Second))
+			for _, w := range tt.want {
+				if !strings.Contains(string(body), w) {
+					t.Errorf("AuditEvent lacks %s:\n%s", w, body)
+				}
+			}
+			if strings.Contains(string(body), "secret") {
+				t.Errorf("AuditEvent contains the request body: %s", body)
+			}
+			if _, err := c.Decode(body); err != nil {
+				t.Fatalf("AuditEvent is not valid R4: %v\n%s", outcome.As(err).AllIssues(), body)
+			}
+		})
+	}
+}
+
+func TestAuditEventIsSearchable(t *testing.T) {
+	reg, err := search.NewRegistry(conformance.SearchParameters(), conformance.CaseSearchParameters())
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	e := FromRequest(&interaction.Request{Route: interaction.Route{Kind: interaction.KindRead, Type: "Observation", ID: "o1"}},
+		testPrincipal(), 200, nil, start, start)
+	idx, err := reg.Extract("AuditEvent", Resource(e, "https://fhir.example.org/fhir", start))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(idx)
+	for _, w := range []string{"Patient/p1", "Observation/o1", "read", "rest", "user-42"} {
+		if !strings.Contains(string(b), w) {
+			t.Errorf("search index lacks %q: %s", w, b)
+		}
+	}
+}
+
+// blockingWriter blocks every write until release is closed.
+type blockingWriter struct {
+	mu      sync.Mutex
+	release chan struct{}
+	got     [][]byte
+}
+
+func (w *blockingWriter) WriteAuditEvent(ctx context.Context, b []byte) error {
+	select {
+	case <-w.release:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	w.mu.Lock()
+	w.got = append(w.got, b)
+	w.mu.Unlock()
+	return nil
+}
+
+func TestRecorderBoundedQueue(t *testing.T) {
+	w := &blockingWriter{release: make(chan struct{})}
+	r, err := NewRecorder(Options{Writer: w, QueueSize: 4, Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok, dropped := 0, 0
+	for i := 0; i < 20; i++ { // the writer is stuck: Record must still return
+		if r.Record(Event{Interaction: "read", Type: "Patient", ID: "x"}) {
+			ok++
+		} else {
+			dropped++
+		}
+	}
+	// One event may be held by the worker, four in the queue.
+	if ok < 4 || ok > 5 || dropped != 20-ok {
+		t.Errorf("accepted %d, dropped %d; want 4 or 5 accepted", ok, dropped)
+	}
+	close(w.release)
+	if err := r.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	st := r.Stats()
+	if int(st.Written) != ok || int(st.Dropped) != dropped || st.Failed != 0 || st.Queued != 0 {
+		t.Errorf("stats = %+v, want %d written", st, ok)
+	}
+	if len(w.got) != ok {
+		t.Errorf("writer got %d events, want %d", len(w.got), ok)
+	}
+	if r.Record(Event{}) {
+		t.Error("Record accepted an event after Close")
+	}
+}
+
+func TestRecorderFailuresAreCounted(t *testing.T) {
+	fail := WriterFunc(func(context.Context, []byte) error { return outcome.New(outcome.Transient, "db down") })
+	r, err := NewRecorder(Options{Writer: fail})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		r.Record(Event{Interaction: "read"})
+	}
+	if err := r.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if st := r.Stats(); st.Failed != 3 || st.Written != 0 {
+		t.Errorf("stats = %+v", st)
+	}
+	if _, err := NewRecorder(Options{}); err == nil {
+		t.Error("NewRecorder without a Writer succeeded")
+	}
+}
+
+func TestRecorderConcurrent(t *testing.T) {
+	var mu sync.Mutex
+	n := 0
+	r, err := NewRecorder(Options{Writer: WriterFunc(func(context.Context, []byte) error {
+		mu.Lock()
+		n++
+		mu.Unlock()
+		return nil
+	}), QueueSize: 10000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 200; i++ {
+				r.Record(Event{Interaction: "search-type", Type: "Observation"})
+			}
+		}()
+	}
+	wg.Wait()
+	if err := r.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	st := r.Stats()
+	if int(st.Written)+int(st.Dropped) != 1600 || n != int(st.Written) {
+		t.Errorf("stats = %+v, writes = %d", st, n)
+	}
+}
+
+// BenchmarkRecord measures what recording adds to a request.
+func BenchmarkRecord(b *testing.B) {
+	r, err := NewRecorder(Options{Writer: WriterFunc(func(context.Context, []byte) error { return nil }), QueueSize: 1 << 16})
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := &interaction.Request{Route: interaction.Route{Kind: interaction.KindSearchType, Type: "Observation"},
+		Query: url.Values{"patient": {"p1"}, "category": {"laboratory"}}}
+	p := testPrincipal()
+	now := time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		r.Record(FromRequest(req, p, 200, nil, now, now))
+	}
+	b.StopTimer()
+	_ = r.Close(context.Background())
+}
+
+// BenchmarkResource measures rendering one AuditEvent (done off the
+// request path, by the Recorder's workers).
+func BenchmarkResource(b *testing.B) {
+	e := FromRequest(&interaction.Request{Route: interaction.Route{Kind: interaction.KindRead, Type: "Observation", ID: "o1"}},
+		testPrincipal(), 200, nil, time.Now(), time.Now())
+	b.ReportAllocs()
+	for b.Loop() {
+		Resource(e, "https://fhir.example.org/fhir", time.Now())
+	}
+}
