@@ -551,9 +551,9 @@ func dateMatches(prefix string, lo, hi time.Time, q dateRange, ap [2]any) bool {
 	case "lt":
 		return lo.Before(q.lo)
 	case "ge":
-		return hi.After(q.hi) || contained
+		return hi.After(q.lo)
 	case "le":
-		return lo.Before(q.lo) || contained
+		return lo.Before(q.hi)
 	case "sa":
 		return !lo.Before(q.hi)
 	case "eb":
