@@ -1,0 +1,235 @@
+package interaction
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+
+	"github.com/casefhir/casefhir/fhir"
+	"github.com/casefhir/casefhir/fhir/outcome"
+	"github.com/casefhir/casefhir/fhir/store"
+	"github.com/casefhir/casefhir/mapping"
+)
+
+// Operations returns the case operations for Options.Operations, keyed by
+// name. $everything and $timeline are not implemented yet.
+func (c *CaseRules) Operations() map[string]Operation {
+	return map[string]Operation{
+		"transition": c.Transition,
+		"open-case":  c.OpenCase,
+	}
+}
+
+// Transition implements POST EpisodeOfCare/{id}/$transition
+// (https://casefhir.org/fhir/OperationDefinition/EpisodeOfCare-transition):
+// the status and/or phase change with its guards, cascading to open
+// CarePlans and Tasks when asked, written atomically; dryRun writes nothing.
+func (c *CaseRules) Transition(ctx context.Context, h *Handler, r *Request) (*Response, error) {
+	if r.Type != "EpisodeOfCare" || r.ID == "" || r.Method != http.MethodPost {
+		return nil, outcome.New(outcome.NotSupported, "$transition is POST EpisodeOfCare/{id}/$transition").WithStatus(http.StatusNotFound)
+	}
+	if err := allow(r, ActionUpdate, "EpisodeOfCare"); err != nil {
+		return nil, err
+	}
+	params, err := mapping.Decode(r.Body)
+	if err != nil {
+		return nil, err
+	}
+	p, err := mapping.ParseTransitionParams(params)
+	if err != nil {
+		return nil, err
+	}
+	cur, err := h.readVisible(ctx, r, "EpisodeOfCare", r.ID)
+	if err != nil {
+		return nil, err
+	}
+	if cur.Deleted {
+		return nil, outcome.New(outcome.Deleted, "the case has been deleted")
+	}
+	eoc, err := mapping.Decode(cur.JSON)
+	if err != nil {
+		return nil, err
+	}
+	rd := &caseReader{c: c, h: h}
+	res, err := mapping.Transition(ctx, eoc, p, rd, h.now(cur))
+	if err != nil {
+		return nil, err
+	}
+	if p.DryRun || !res.Changed {
+		body, err := mapping.Encode(res.Episode)
+		if err != nil {
+			return nil, err
+		}
+		hdr := http.Header{}
+		if !res.Changed {
+			versionHeaders(hdr, cur)
+			body = cur.JSON
+		}
+		return &Response{Status: http.StatusOK, Header: hdr, Body: body}, nil
+	}
+	if len(res.CarePlans) > 0 {
+		if err := allow(r, ActionUpdate, "CarePlan"); err != nil {
+			return nil, err
+		}
+	}
+	if len(res.Tasks) > 0 {
+		if err := allow(r, ActionUpdate, "Task"); err != nil {
+			return nil, err
+		}
+	}
+	tx := &TxContext{Pending: map[string]*store.Resource{}}
+	var writes []store.Write
+	var stored *store.Resource
+	// Cascaded resources first, so that the case's own write sees them.
+	for _, m := range append(append([]map[string]any(nil), res.CarePlans...), res.Tasks...) {
+		p, err := c.prepareUpdate(ctx, h, r, tx, m)
+		if err != nil {
+			return nil, err
+		}
+		writes = append(writes, store.Write{Next: p.res, Prev: p.prev})
+	}
+	body, err := mapping.Encode(res.Episode)
+	if err != nil {
+		return nil, err
+	}
+	w := &Write{Type: "EpisodeOfCare", ID: r.ID, Prev: cur, Body: body, Access: r.Access, Batch: tx}
+	prep, err := h.prepare(withCaseChecked(ctx, body), w, nil)
+	if err != nil {
+		return nil, err
+	}
+	stored = prep.res
+	writes = append(writes, store.Write{Next: prep.res, Prev: cur})
+	if err := applyAll(ctx, h, writes); err != nil {
+		return nil, err
+	}
+	resp := &Response{Status: http.StatusOK, Header: http.Header{}, Body: stored.JSON}
+	versionHeaders(resp.Header, stored)
+	return resp, nil
+}
+
+// prepareUpdate prepares the next version of a stored resource m (which
+// carries its type and id), recording it as pending in tx.
+func (c *CaseRules) prepareUpdate(ctx context.Context, h *Handler, r *Request, tx *TxContext, m map[string]any) (*prepared, error) {
+	typ, id := mapping.ResourceType(m), mapping.ID(m)
+	prev, err := h.o.Store.Read(ctx, typ, id)
+	if err != nil {
+		return nil, err
+	}
+	body, err := mapping.Encode(m)
+	if err != nil {
+		return nil, err
+	}
+	p, err := h.prepare(ctx, &Write{Type: typ, ID: id, Prev: prev, Body: body, Access: r.Access, Batch: tx}, nil)
+	if err != nil {
+		return nil, err
+	}
+	tx.Pending[p.res.Key()] = p.res
+	return p, nil
+}
+
+// applyAll stores writes atomically when the store can; otherwise one by one.
+func applyAll(ctx context.Context, h *Handler, writes []store.Write) error {
+	if ts, ok := h.o.Store.(store.Transactional); ok {
+		return ts.Apply(ctx, writes)
+	}
+	for _, w := range writes {
+		if err := h.commit(ctx, &prepared{res: w.Next, prev: w.Prev}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// OpenCase implements POST EpisodeOfCare/$open-case
+// (https://casefhir.org/fhir/OperationDefinition/EpisodeOfCare-open-case):
+// the EpisodeOfCare, its CareTeam and an intake Task created atomically;
+// 201 with a transaction-response Bundle.
+func (c *CaseRules) OpenCase(ctx context.Context, h *Handler, r *Request) (*Response, error) {
+	if r.Type != "EpisodeOfCare" || r.ID != "" || r.Method != http.MethodPost {
+		return nil, outcome.New(outcome.NotSupported, "$open-case is POST EpisodeOfCare/$open-case").WithStatus(http.StatusNotFound)
+	}
+	for _, t := range []string{"EpisodeOfCare", "CareTeam", "Task"} {
+		if err := allow(r, ActionCreate, t); err != nil {
+			return nil, err
+		}
+	}
+	params, err := mapping.Decode(r.Body)
+	if err != nil {
+		return nil, err
+	}
+	p, err := mapping.ParseOpenCaseParams(params)
+	if err != nil {
+		return nil, err
+	}
+	if ref, ok := fhir.ParseReference(p.Referral); ok && ref.Type == "ServiceRequest" {
+		if sr, err := h.readVisible(ctx, r, "ServiceRequest", ref.ID); err == nil && !sr.Deleted {
+			if p.ReferralResource, err = mapping.Decode(sr.JSON); err != nil {
+				return nil, err
+			}
+		} else if !outcome.Is(err, outcome.NotFound) && !outcome.Is(err, outcome.Deleted) {
+			return nil, err
+		}
+	}
+	p.Now = h.now(nil)
+	p.NewUUID = NewUUID
+	oc, err := mapping.OpenCase(p)
+	if err != nil {
+		return nil, err
+	}
+	type item struct {
+		m   map[string]any
+		urn string
+	}
+	items := []item{{oc.Episode, oc.EpisodeURN}, {oc.CareTeam, oc.CareTeamURN}, {oc.Task, oc.TaskURN}}
+	ids := map[string]string{} // urn -> assigned id
+	for _, it := range items {
+		ids[it.urn] = h.o.NewID()
+	}
+	tx := &TxContext{Pending: map[string]*store.Resource{}}
+	var writes []store.Write
+	var created []*store.Resource
+	for _, it := range items {
+		body, err := json.Marshal(it.m)
+		if err != nil {
+			return nil, outcome.Wrap(err, outcome.Exception, "interaction.OpenCase", "cannot encode resource")
+		}
+		s := string(body)
+		for _, other := range items {
+			s = strings.ReplaceAll(s, `"`+other.urn+`"`, `"`+mapping.ResourceType(other.m)+"/"+ids[other.urn]+`"`)
+		}
+		typ, id := mapping.ResourceType(it.m), ids[it.urn]
+		w := &Write{Type: typ, ID: id, Body: []byte(s), Access: r.Access, Batch: tx}
+		prep, err := h.prepare(ctx, w, nil)
+		if err != nil {
+			return nil, err
+		}
+		if err := h.checkStoredCompartment(r, ActionCreate, prep.res); err != nil {
+			return nil, err
+		}
+		tx.Pending[prep.res.Key()] = prep.res
+		writes = append(writes, store.Write{Next: prep.res})
+		created = append(created, prep.res)
+	}
+	if err := applyAll(ctx, h, writes); err != nil {
+		return nil, err
+	}
+	entries := make([]any, 0, len(created))
+	for _, res := range created {
+		entries = append(entries, map[string]any{
+			"response": map[string]any{
+				"status":       "201 Created",
+				"location":     location(r.BaseURL, res),
+				"etag":         fhir.FormatETag(fhir.VersionString(res.VersionID)),
+				"lastModified": fhir.FormatInstant(res.LastUpdated),
+			},
+		})
+	}
+	body, err := json.Marshal(map[string]any{"resourceType": "Bundle", "type": "transaction-response", "entry": entries})
+	if err != nil {
+		return nil, outcome.Wrap(err, outcome.Exception, "interaction.OpenCase", "cannot encode bundle")
+	}
+	resp := &Response{Status: http.StatusCreated, Header: http.Header{}, Body: body}
+	resp.Header.Set("Location", location(r.BaseURL, created[0]))
+	return resp, nil
+}
