@@ -34,6 +34,15 @@ type Config struct {
 	// Timeouts of the http.Server; zero values get defaults.
 	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout, ShutdownTimeout time.Duration
 
+	// ExportDir is where bulk export output is written (default
+	// <DataDir>/exports); ExportConcurrency the export jobs run at once per
+	// process (default 1); ExportRetention how long output is kept (default
+	// 24h); ExportBatchPause an extra pause between export batches.
+	ExportDir         string
+	ExportConcurrency int
+	ExportRetention   time.Duration
+	ExportBatchPause  time.Duration
+
 	// Version is the software version reported in the CapabilityStatement.
 	Version string
 	// Logger receives structured logs (never PHI); default slog.Default().

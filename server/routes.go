@@ -57,6 +57,7 @@ func (s *Server) routes() *gin.Engine {
 	e.GET("/.well-known/smart-configuration", smart)
 	e.GET("/fhir/.well-known/smart-configuration", smart)
 
+	s.bulkRoutes(e)
 	fhirGroup := e.Group("/fhir", middleware.BodyLimit(s.cfg.MaxBodyBytes, s.render), middleware.Negotiate(s.render))
 	fhirGroup.Any("", s.serveFHIR)
 	fhirGroup.Any("/*path", s.serveFHIR)

@@ -20,6 +20,7 @@ import (
 	"github.com/casefhir/casefhir/fhir/store/embedded"
 	"github.com/casefhir/casefhir/fhir/store/mongostore"
 	"github.com/casefhir/casefhir/server/auth"
+	"github.com/casefhir/casefhir/server/bulk"
 	"github.com/casefhir/casefhir/server/interaction"
 	"github.com/casefhir/casefhir/server/middleware"
 )
@@ -37,6 +38,7 @@ type Server struct {
 	verifier *auth.Verifier
 	smartDoc []byte
 	registry *search.Registry
+	bulk     *bulk.Service
 	started  time.Time
 	httpSrv  *http.Server
 	listener net.Listener

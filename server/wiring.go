@@ -27,6 +27,9 @@ func (s *Server) buildHandler(ctx context.Context, c *codec.Codec) error {
 		MaxBundleEntries: s.cfg.MaxBundleEntries,
 		Operations:       map[string]interaction.Operation{},
 	}
+	if err := s.openBulk(ctx, &opts); err != nil {
+		return err
+	}
 	s.handler = interaction.New(opts)
 	capability := conformance.CapabilityStatement(s.capabilityInput(opts))
 	opts.Capabilities = func(string) []byte { return capability }
@@ -74,5 +77,6 @@ func (s *Server) capabilityInput(o interaction.Options) conformance.CapabilityIn
 		in.Security = &conformance.SecurityInfo{Authorize: m.AuthorizationEndpoint, Token: m.TokenEndpoint,
 			Revoke: m.RevocationEndpoint, Introspect: m.IntrospectionEndpoint, Register: m.RegistrationEndpoint}
 	}
+	s.bulkCapabilities(&in)
 	return in
 }

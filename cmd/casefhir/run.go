@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/casefhir/casefhir/fhir"
 	"github.com/casefhir/casefhir/server"
@@ -71,6 +72,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	audience := envFlag(fs, getenv, "oidc-audience", "CASEFHIR_OIDC_AUDIENCE", "", "expected aud of access tokens (default the base URL)")
 	maxBody := envFlag(fs, getenv, "max-body", "CASEFHIR_MAX_BODY", "16777216", "maximum request body size in bytes")
 	maxEntries := envFlag(fs, getenv, "max-bundle-entries", "CASEFHIR_MAX_BUNDLE_ENTRIES", "10000", "maximum entries in a batch or transaction Bundle")
+	exportDir := envFlag(fs, getenv, "export-dir", "CASEFHIR_EXPORT_DIR", "", "directory of bulk export output (default <data-dir>/exports)")
+	exportConc := envFlag(fs, getenv, "export-concurrency", "CASEFHIR_EXPORT_CONCURRENCY", "1", "bulk export jobs run at once")
+	exportRet := envFlag(fs, getenv, "export-retention", "CASEFHIR_EXPORT_RETENTION", "24h", "how long bulk export output is kept")
 	logLevel := envFlag(fs, getenv, "log-level", "CASEFHIR_LOG_LEVEL", "info", "log level: debug, info, warn, error")
 	logFormat := envFlag(fs, getenv, "log-format", "CASEFHIR_LOG_FORMAT", "text", "log format: text or json")
 	if err := fs.Parse(args); err != nil {
@@ -94,10 +98,17 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		fmt.Fprintln(stderr, "casefhir serve: --max-body and --max-bundle-entries must be positive integers")
 		return 2
 	}
+	ec, err1 := strconv.Atoi(*exportConc)
+	er, err2 := time.ParseDuration(*exportRet)
+	if err1 != nil || err2 != nil || ec < 1 || er <= 0 {
+		fmt.Fprintln(stderr, "casefhir serve: --export-concurrency must be a positive integer and --export-retention a positive duration (e.g. 24h)")
+		return 2
+	}
 	cfg := server.Config{
 		Addr: *addr, BaseURL: *baseURL, MongoURI: *mongoURI, Database: *database, DataDir: *dataDir,
 		Auth: *authMode, OIDCIssuer: *issuer, OIDCAudience: *audience,
 		MaxBodyBytes: mb, MaxBundleEntries: me, Version: version, Logger: log,
+		ExportDir: *exportDir, ExportConcurrency: ec, ExportRetention: er,
 	}
 	cfg.Defaults()
 	if err := cfg.Validate(); err != nil {
