@@ -82,7 +82,9 @@ func TestWarnLogger(t *testing.T) {
 	l.Info("chatty")
 	l.Debug("chattier")
 	l.With("k", "v").Warn("careful")
-	if got := b.String(); strings.Contains(got, "chatty") || !strings.Contains(got, "careful") {
+	l.Warn("Response message:\n{dup key: secret}")
+	l.Error("Response header: length: 1")
+	if got := b.String(); strings.Contains(got, "chatty") || !strings.Contains(got, "careful") || strings.Contains(got, "Response") {
 		t.Errorf("log = %q", got)
 	}
 }

@@ -3,10 +3,15 @@ package embedded
 import (
 	"context"
 	"log/slog"
+	"strings"
 )
 
 // warnLogger returns a logger passing on only warn-and-above records to l
-// (FerretDB logs every connection and command at lower levels).
+// (FerretDB logs every connection and command at lower levels), minus
+// FerretDB's dumps of failed command responses: it logs every non-ok
+// response whole at warn level, and error messages can quote stored values
+// (a duplicate key error quotes the key), so they could carry PHI. The
+// store translates those errors itself.
 func warnLogger(l *slog.Logger) *slog.Logger {
 	if l == nil {
 		return slog.New(slog.DiscardHandler)
@@ -23,7 +28,23 @@ func (m minLevel) Enabled(ctx context.Context, l slog.Level) bool {
 	return l >= m.min && m.h.Enabled(ctx, l)
 }
 
-func (m minLevel) Handle(ctx context.Context, r slog.Record) error { return m.h.Handle(ctx, r) }
+func (m minLevel) Handle(ctx context.Context, r slog.Record) error {
+	if isWireDump(r.Message) {
+		return nil
+	}
+	return m.h.Handle(ctx, r)
+}
+
+// isWireDump reports whether msg is one of FerretDB's wire message dumps.
+func isWireDump(msg string) bool {
+	for _, p := range []string{"Response header:", "Response message:", "Proxy response header:", "Proxy response message:",
+		"Request header:", "Request message:"} {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	return false
+}
 
 func (m minLevel) WithAttrs(as []slog.Attr) slog.Handler {
 	return minLevel{h: m.h.WithAttrs(as), min: m.min}

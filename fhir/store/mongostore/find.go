@@ -28,12 +28,9 @@ func (s *Store) Find(ctx context.Context, typ string, f *store.Filter, opt store
 	if opt.IndexOnly {
 		fo.SetProjection(bson.D{{Key: fJSON, Value: 0}})
 	}
-	goSort := s.embedded && !s.pushAll && needsGoSort(opt.Sort)
-	if !goSort {
-		fo.SetSort(sortDoc(opt.Sort))
-	}
+	fo.SetSort(sortDoc(opt.Sort))
 	c := &cursor{typ: typ, f: f, withJSON: !opt.IndexOnly, skip: opt.Skip, limit: opt.Limit}
-	if exact && !goSort {
+	if exact {
 		if opt.Skip > 0 {
 			fo.SetSkip(int64(opt.Skip))
 		}
@@ -47,11 +44,6 @@ func (s *Store) Find(ctx context.Context, typ string, f *store.Filter, opt store
 		return nil, translate(op, err)
 	}
 	c.cur = mc
-	if goSort {
-		if err := c.buffer(ctx, opt.Sort); err != nil {
-			return nil, err
-		}
-	}
 	return c, nil
 }
 
@@ -129,15 +121,21 @@ func (s *Store) toBSON(f *store.Filter) (bson.D, bool) {
 		if len(f.Children) == 0 {
 			return matchNothing, true
 		}
-		exact := true
+		exact, all := true, false
 		parts := make(bson.A, 0, len(f.Children))
 		for _, c := range f.Children {
 			d, ok := s.toBSON(c)
 			if len(d) == 0 {
-				return bson.D{}, ok // a child matching (a superset of) everything
+				if ok {
+					return bson.D{}, true // a child matching everything
+				}
+				all = true // a child matching a superset of everything
 			}
 			exact = exact && ok
 			parts = append(parts, d)
+		}
+		if all {
+			return bson.D{}, false
 		}
 		return bson.D{{Key: "$or", Value: parts}}, exact
 	case store.OpNot:
@@ -255,8 +253,6 @@ type cursor struct {
 	typ         string
 	f           *store.Filter
 	cur         *mongo.Cursor
-	buf         []*store.Resource // Go-sorted results, when buffered
-	buffered    bool
 	withJSON    bool
 	skip, limit int
 	n           int
@@ -283,14 +279,6 @@ func (c *cursor) Next(ctx context.Context) (*store.Resource, error) {
 
 // next returns the next matching resource, before Skip/Limit.
 func (c *cursor) next(ctx context.Context) (*store.Resource, error) {
-	if c.buffered {
-		if len(c.buf) == 0 {
-			return nil, nil
-		}
-		r := c.buf[0]
-		c.buf = c.buf[1:]
-		return r, nil
-	}
 	for c.cur.Next(ctx) {
 		r, err := decode(c.typ, c.cur.Current, c.withJSON)
 		if err != nil {
@@ -304,30 +292,7 @@ func (c *cursor) next(ctx context.Context) (*store.Resource, error) {
 	return nil, translate("mongostore.Find", c.cur.Err())
 }
 
-// buffer reads every match and sorts it in Go.
-func (c *cursor) buffer(ctx context.Context, keys []store.SortKey) error {
-	var all []*store.Resource
-	for {
-		r, err := c.next(ctx)
-		if err != nil {
-			_ = c.cur.Close(context.WithoutCancel(ctx))
-			return err
-		}
-		if r == nil {
-			break
-		}
-		all = append(all, r)
-	}
-	sortResources(all, keys)
-	c.buf, c.buffered = all, true
-	return translate("mongostore.Find", c.cur.Close(ctx))
-}
-
 // Close implements store.Cursor.
 func (c *cursor) Close(ctx context.Context) error {
-	c.buf = nil
-	if c.buffered {
-		return nil
-	}
 	return translate("mongostore.Find", c.cur.Close(ctx))
 }
