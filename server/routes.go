@@ -55,12 +55,18 @@ func (s *Server) routes() *gin.Engine {
 		c.Data(http.StatusOK, "application/json", s.smartDocument())
 	}
 	e.GET("/.well-known/smart-configuration", smart)
-	e.GET("/fhir/.well-known/smart-configuration", smart)
 
 	s.bulkRoutes(e)
 	fhirGroup := e.Group("/fhir", middleware.BodyLimit(s.cfg.MaxBodyBytes, s.render), middleware.Negotiate(s.render))
 	fhirGroup.Any("", s.serveFHIR)
-	fhirGroup.Any("/*path", s.serveFHIR)
+	fhirGroup.Any("/*path", func(c *gin.Context) {
+		// Gin cannot route /fhir/.well-known beside the catch-all.
+		if c.Param("path") == "/.well-known/smart-configuration" && c.Request.Method == http.MethodGet {
+			smart(c)
+			return
+		}
+		s.serveFHIR(c)
+	})
 	e.NoRoute(func(c *gin.Context) {
 		s.render(c, outcome.New(outcome.NotFound, "no such endpoint").WithStatus(http.StatusNotFound))
 	})

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"maps"
 
 	"github.com/casefhir/casefhir/conformance"
 	"github.com/casefhir/casefhir/fhir"
@@ -25,8 +26,12 @@ func (s *Server) buildHandler(ctx context.Context, c *codec.Codec) error {
 		Indexer:          reg,
 		Resolver:         interaction.SearchResolver{Registry: reg, Store: s.store, Base: s.cfg.BaseURL},
 		MaxBundleEntries: s.cfg.MaxBundleEntries,
+		Transaction:      interaction.Transaction,
 		Operations:       map[string]interaction.Operation{},
 	}
+	cases := &interaction.CaseRules{Registry: reg, Base: s.cfg.BaseURL}
+	opts.Hooks = append(opts.Hooks, cases.Hook)
+	maps.Copy(opts.Operations, cases.Operations())
 	if err := s.openBulk(ctx, &opts); err != nil {
 		return err
 	}

@@ -16,8 +16,8 @@ import (
 // name. $everything and $timeline are not implemented yet.
 func (c *CaseRules) Operations() map[string]Operation {
 	return map[string]Operation{
-		"transition": c.Transition,
-		"open-case":  c.OpenCase,
+		"EpisodeOfCare/transition": c.Transition,
+		"EpisodeOfCare/open-case":  c.OpenCase,
 	}
 }
 

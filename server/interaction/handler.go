@@ -72,7 +72,9 @@ type Options struct {
 	DefaultCount, MaxCount int
 	// Capabilities renders the CapabilityStatement.
 	Capabilities func(baseURL string) []byte
-	// Operations are the FHIR operations by name (without '$').
+	// Operations are the FHIR operations: keyed "Type/name" for an
+	// operation on a type or its instances, or "name" (without '$') for one
+	// that applies at any level; the typed key wins.
 	Operations map[string]Operation
 	// Search runs type, system and compartment searches.
 	Search Searcher
@@ -93,6 +95,8 @@ type Searcher interface {
 // Handler runs FHIR interactions over a store.
 type Handler struct {
 	o Options
+	// tx is set on the handler a transaction's entries run on.
+	tx *TxContext
 }
 
 // New returns a Handler.
@@ -188,7 +192,10 @@ func (h *Handler) Search(ctx context.Context, r *Request) (*Response, error) {
 
 // Operation dispatches a FHIR operation.
 func (h *Handler) Operation(ctx context.Context, r *Request) (*Response, error) {
-	op, ok := h.o.Operations[r.Operation]
+	op, ok := h.o.Operations[r.Type+"/"+r.Operation]
+	if !ok {
+		op, ok = h.o.Operations[r.Operation]
+	}
 	if !ok {
 		return nil, outcome.New(outcome.NotSupported, "operation not supported").
 			WithStatus(http.StatusNotFound).WithDiagnostics("unknown operation $" + r.Operation)
