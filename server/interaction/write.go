@@ -57,6 +57,9 @@ type prepared struct {
 // prepare runs hooks, finalises and indexes one version. parsed may be nil
 // when body has not been decoded yet.
 func (h *Handler) prepare(ctx context.Context, w *Write, parsed *codec.Parsed) (*prepared, error) {
+	if w.Batch == nil {
+		w.Batch = h.tx
+	}
 	for _, hook := range h.o.Hooks {
 		if err := hook(ctx, h, w); err != nil {
 			return nil, err
