@@ -47,6 +47,10 @@ type Config struct {
 	Algorithms []string
 	// ClockSkew is the leeway for nbf (default 30 s). exp has none.
 	ClockSkew time.Duration
+	// MinKeyRefresh is the shortest time between two fetches of the
+	// issuer's JWKS (default 10 s): a token signed with an unknown key id
+	// triggers a fetch only when the last one is at least this old.
+	MinKeyRefresh time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -67,8 +71,8 @@ func (c Config) Validate() error {
 			return outcome.Errorf(outcome.Invalid, "auth: JWS algorithm %q is not supported (asymmetric RS, PS and ES algorithms only)", a).WithOp("auth.Config")
 		}
 	}
-	if c.ClockSkew < 0 {
-		return outcome.New(outcome.Invalid, "auth: negative clock skew").WithOp("auth.Config")
+	if c.ClockSkew < 0 || c.MinKeyRefresh < 0 {
+		return outcome.New(outcome.Invalid, "auth: negative clock skew or key refresh interval").WithOp("auth.Config")
 	}
 	return nil
 }
@@ -84,8 +88,8 @@ type Verifier struct {
 
 // NewVerifier fetches the issuer's discovery document and returns a
 // Verifier that checks tokens against the issuer's JWKS (fetched on first
-// use and again whenever a token names a key id it does not know, so key
-// rotation needs no restart).
+// use and again, at most once per Config.MinKeyRefresh, whenever a token
+// names a key id it does not know, so key rotation needs no restart).
 func NewVerifier(ctx context.Context, cfg Config) (*Verifier, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -98,6 +102,9 @@ func NewVerifier(ctx context.Context, cfg Config) (*Verifier, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.MinKeyRefresh == 0 {
+		cfg.MinKeyRefresh = 10 * time.Second
 	}
 	algs := cfg.Algorithms
 	if len(algs) == 0 {
@@ -119,7 +126,8 @@ func NewVerifier(ctx context.Context, cfg Config) (*Verifier, error) {
 	if meta.JWKSURI == "" {
 		return nil, outcome.New(outcome.Invalid, "auth: the issuer's discovery document has no jwks_uri").WithOp("auth.NewVerifier")
 	}
-	v := p.VerifierContext(octx, &oidc.Config{
+	keys := newKeySet(meta.JWKSURI, cfg.HTTPClient, algs, cfg.MinKeyRefresh, cfg.Now)
+	v := oidc.NewVerifier(cfg.Issuer, keys, &oidc.Config{
 		ClientID:             cfg.Audience,
 		SupportedSigningAlgs: slices.Clone(algs),
 		Now:                  cfg.Now,

@@ -2,8 +2,10 @@ package auth_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -187,7 +189,12 @@ func TestVerifyLocalIssuer(t *testing.T) {
 
 func TestVerifyKeyRotation(t *testing.T) {
 	li := authtest.NewLocalIssuer(t)
-	v := newVerifier(t, li)
+	var skew atomic.Int64 // nanoseconds added to the clock
+	clock := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	v, err := auth.NewVerifier(context.Background(), auth.Config{Issuer: li.URL, Audience: aud, Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx := context.Background()
 	old := li.Mint(t, li.Claims(aud))
 	if _, err := v.VerifyToken(ctx, old); err != nil {
@@ -200,14 +207,52 @@ func TestVerifyKeyRotation(t *testing.T) {
 		t.Fatalf("JWKS fetched %d times for two tokens with a known key, want 1", n)
 	}
 	li.Rotate(t, "rsa-2", true)
+	skew.Store(int64(11 * time.Second)) // past the minimum refresh interval
 	if _, err := v.VerifyToken(ctx, li.Mint(t, li.Claims(aud))); err != nil {
 		t.Fatalf("token with the rotated key: %v", err)
 	}
 	if n := li.JWKSRequests(); n != 2 {
 		t.Errorf("JWKS fetched %d times, want a refetch for the unknown kid", n)
 	}
-	_, err := v.VerifyToken(ctx, old)
+	_, err = v.VerifyToken(ctx, old)
 	check401(t, err, old, "signature")
+}
+
+// TestVerifyKeyRefreshThrottled checks that tokens with made-up key ids or
+// forged signatures do not make the verifier fetch the JWKS each time.
+func TestVerifyKeyRefreshThrottled(t *testing.T) {
+	li := authtest.NewLocalIssuer(t)
+	v := newVerifier(t, li)
+	ctx := context.Background()
+	if _, err := v.VerifyToken(ctx, li.Mint(t, li.Claims(aud))); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		opts := authtest.MintOptions{Unpublished: true, KID: fmt.Sprintf("made-up-%d", i)}
+		if i%2 == 1 {
+			opts = authtest.MintOptions{Tamper: true}
+		}
+		tok := li.MintWith(t, opts, li.Claims(aud))
+		_, err := v.VerifyToken(ctx, tok)
+		check401(t, err, tok, "signature")
+	}
+	if n := li.JWKSRequests(); n > 2 {
+		t.Errorf("JWKS fetched %d times for 20 bad tokens within the refresh interval, want at most 2", n)
+	}
+	if _, err := v.VerifyToken(ctx, li.Mint(t, li.Claims(aud))); err != nil {
+		t.Errorf("a good token after the bad ones: %v", err)
+	}
+}
+
+func TestVerifyIssuerDown(t *testing.T) {
+	li := authtest.NewLocalIssuer(t)
+	v := newVerifier(t, li)
+	tok := li.Mint(t, li.Claims(aud))
+	li.Close()
+	_, err := v.VerifyToken(context.Background(), tok)
+	if e := outcome.As(err); err == nil || e.Code != outcome.Transient || e.HTTPStatus() != http.StatusServiceUnavailable {
+		t.Fatalf("Verify with the issuer down = %v, want 503 transient", err)
+	}
 }
 
 func TestNewVerifierErrors(t *testing.T) {

@@ -61,6 +61,9 @@ func NewLocalIssuer(t testing.TB) *LocalIssuer {
 	return li
 }
 
+// Close stops the issuer's HTTP server (to test an unreachable issuer).
+func (li *LocalIssuer) Close() { li.srv.Close() }
+
 // SetDiscovery sets (or, with a nil value, removes) a field of the
 // discovery document.
 func (li *LocalIssuer) SetDiscovery(field string, value any) {
