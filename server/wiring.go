@@ -36,6 +36,9 @@ func (s *Server) buildHandler(ctx context.Context, c *codec.Codec) error {
 		return err
 	}
 	s.handler = interaction.New(opts)
+	if err := interaction.SeedCaseArtefacts(ctx, s.handler); err != nil {
+		return fmt.Errorf("case-management artefacts: %w", err)
+	}
 	capability := conformance.CapabilityStatement(s.capabilityInput(opts))
 	opts.Capabilities = func(string) []byte { return capability }
 	s.handler = interaction.New(opts)
@@ -83,5 +86,11 @@ func (s *Server) capabilityInput(o interaction.Options) conformance.CapabilityIn
 			Revoke: m.RevocationEndpoint, Introspect: m.IntrospectionEndpoint, Register: m.RegistrationEndpoint}
 	}
 	s.bulkCapabilities(&in)
+	for typ, ops := range conformance.CaseOperations() {
+		if tc, ok := in.Types[typ]; ok {
+			tc.Operations = append(tc.Operations, ops...)
+			in.Types[typ] = tc
+		}
+	}
 	return in
 }

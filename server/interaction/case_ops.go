@@ -13,11 +13,13 @@ import (
 )
 
 // Operations returns the case operations for Options.Operations, keyed by
-// name. $everything and $timeline are not implemented yet.
+// name.
 func (c *CaseRules) Operations() map[string]Operation {
 	return map[string]Operation{
 		"EpisodeOfCare/transition": c.Transition,
 		"EpisodeOfCare/open-case":  c.OpenCase,
+		"EpisodeOfCare/everything": c.Everything,
+		"EpisodeOfCare/timeline":   c.Timeline,
 	}
 }
 

@@ -34,8 +34,12 @@ func withCaseChecked(ctx context.Context, body []byte) context.Context {
 // Hook is the WriteHook of the case rules: an EpisodeOfCare write goes
 // through mapping.CheckEpisodeWrite (its body is replaced by the one to
 // store: server-maintained histories), any other resource linked to a case
-// through mapping.CheckLinkedWrite. Deletes pass.
+// through mapping.CheckLinkedWrite. Deletes pass. Writes to the published
+// case-management artefacts (see SeedCaseArtefacts) are refused.
 func (c *CaseRules) Hook(ctx context.Context, h *Handler, w *Write) error {
+	if err := artefactGuard(ctx, w); err != nil {
+		return err
+	}
 	if w.Delete {
 		return nil
 	}
