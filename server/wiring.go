@@ -20,11 +20,13 @@ func (s *Server) buildHandler(ctx context.Context, c *codec.Codec) error {
 		return fmt.Errorf("search parameters: %v", err)
 	}
 	s.registry = reg
+	exec := &interaction.SearchExecutor{Registry: reg, Store: s.store}
 	opts := interaction.Options{
 		Store:            s.store,
 		Codec:            c,
 		Indexer:          reg,
-		Resolver:         interaction.SearchResolver{Registry: reg, Store: s.store, Base: s.cfg.BaseURL},
+		Resolver:         exec,
+		Search:           exec,
 		MaxBundleEntries: s.cfg.MaxBundleEntries,
 		Transaction:      interaction.Transaction,
 		Operations:       map[string]interaction.Operation{},
