@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -18,11 +19,17 @@ import (
 //
 // A transaction with id T is journaled in txlogColl as
 //
-//	{_id: "T/0", tx: "T", at: <date>, w: [{t: <type>, p: <prev version or 0>, d: <new current document>}, ...]}
+//	{_id: "T/0", tx: "T", at: <date>, w: <BSON {w: [{t: <type>, p: <prev version or 0>, d: <new current document>}, ...]} as binary>}
 //	{_id: "T/1", ...}                              (chunks of at most journalChunkBytes)
 //	{_id: "T", n: <number of chunks>, at: <date>}  (the commit marker)
 //
-// Every write is a single-document write addressed by _id (the only kind
+// or, when the writes fit one chunk, as the marker alone, holding them:
+//
+//	{_id: "T", n: 1, at: <date>, w: [...]}
+//
+// The writes travel as one binary value per chunk: FerretDB stores it as is
+// instead of converting every nested document. Every write is a
+// single-document write addressed by _id (the only kind
 // FerretDB serves from an index), and each is durable when acknowledged.
 // The marker insert is the commit point: before it, nothing of the
 // transaction is visible and a crash leaves only chunks, which Open
@@ -74,55 +81,41 @@ func (s *Store) applyJournal(ctx context.Context, writes []store.Write) error {
 	}
 	defer unlock()
 
-	// Under the locks, check every resource is still where the caller saw it.
+	// Under the locks, check every resource is still where the caller saw
+	// it (point reads by _id, a few at a time).
 	entries := make([]*journalEntry, len(writes))
+	errs := make([]error, len(writes))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, checkParallelism)
 	for i, w := range writes {
-		raw, err := s.db.Collection(w.Next.Type).FindOne(ctx, bson.D{{Key: fID, Value: w.Next.ID}}).Raw()
-		switch {
-		case errors.Is(err, mongo.ErrNoDocuments):
-			if w.Prev != nil {
-				return conflict(op, w.Next)
-			}
-		case err != nil:
-			return translate(op, err)
-		default:
-			v, ok := raw.Lookup(fVersion).AsInt64OK()
-			if !ok {
-				return corrupt(nil)
-			}
-			if w.Prev == nil {
-				return (&outcome.Error{Op: op, Code: outcome.Conflict, Detail: "resource already exists"}).
-					WithDiagnostics(w.Next.Key() + " already exists")
-			}
-			if v != w.Prev.VersionID {
-				return conflict(op, w.Next)
-			}
-		}
-		doc, err := bson.Marshal(encode(w.Next))
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			entries[i], errs[i] = s.checkWrite(ctx, w)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
 		if err != nil {
-			return translate(op, err)
+			return err
 		}
-		e := &journalEntry{typ: w.Next.Type, id: w.Next.ID, next: w.Next.VersionID, doc: doc, cur: raw}
-		if w.Prev != nil {
-			e.prev = w.Prev.VersionID
-		}
-		entries[i] = e
 	}
 
-	// Phase 1: the journal, then the commit marker.
+	// Phase 1: the journal, then the commit marker. A journal that fits
+	// one chunk is its own marker: one document, {_id: T, n: 1, w: [...]}.
 	tx := token()
 	now := bson.NewDateTimeFromTime(time.Now())
 	log := s.db.Collection(txlogColl)
-	var chunkIDs []string
+	var chunks []bson.Binary
 	var batch bson.A
 	size := 0
-	flush := func() error {
-		id := tx + "/" + strconv.Itoa(len(chunkIDs))
-		_, err := log.InsertOne(ctx, bson.D{{Key: fID, Value: id}, {Key: jTx, Value: tx}, {Key: jAt, Value: now}, {Key: jWrites, Value: batch}})
+	pack := func() error {
+		b, err := bson.Marshal(bson.D{{Key: jWrites, Value: batch}})
 		if err != nil {
 			return translate(op, err)
 		}
-		chunkIDs = append(chunkIDs, id)
+		chunks = append(chunks, bson.Binary{Data: b})
 		batch, size = nil, 0
 		return nil
 	}
@@ -132,19 +125,31 @@ func (s *Store) applyJournal(ctx context.Context, writes []store.Write) error {
 			return translate(op, err)
 		}
 		if size > 0 && size+len(ent) > journalChunkBytes {
-			if err := flush(); err != nil {
-				s.discard(ctx, chunkIDs)
+			if err := pack(); err != nil {
 				return err
 			}
 		}
 		batch = append(batch, bson.Raw(ent))
 		size += len(ent)
 	}
-	if err := flush(); err != nil {
-		s.discard(ctx, chunkIDs)
+	if err := pack(); err != nil {
 		return err
 	}
-	if _, err := log.InsertOne(ctx, bson.D{{Key: fID, Value: tx}, {Key: jChunks, Value: int64(len(chunkIDs))}, {Key: jAt, Value: now}}); err != nil {
+	marker := bson.D{{Key: fID, Value: tx}, {Key: jChunks, Value: int64(len(chunks))}, {Key: jAt, Value: now}}
+	var chunkIDs []string
+	if len(chunks) == 1 {
+		marker = append(marker, bson.E{Key: jWrites, Value: chunks[0]})
+	} else {
+		for i, c := range chunks {
+			id := tx + "/" + strconv.Itoa(i)
+			if _, err := log.InsertOne(ctx, bson.D{{Key: fID, Value: id}, {Key: jTx, Value: tx}, {Key: jAt, Value: now}, {Key: jWrites, Value: c}}); err != nil {
+				s.discard(context.WithoutCancel(ctx), chunkIDs)
+				return translate(op, err)
+			}
+			chunkIDs = append(chunkIDs, id)
+		}
+	}
+	if _, err := log.InsertOne(ctx, marker); err != nil {
 		// The marker may or may not be durable (e.g. a lost reply): roll
 		// forward if it is, discard the chunks if it is not.
 		wctx := context.WithoutCancel(ctx)
@@ -169,6 +174,46 @@ func (s *Store) applyJournal(ctx context.Context, writes []store.Write) error {
 	}
 	s.discard(wctx, chunkIDs)
 	return nil
+}
+
+// checkParallelism bounds the concurrent version checks of one Apply.
+const checkParallelism = 4
+
+// checkWrite reads the stored current document of w's resource and checks
+// it is w.Prev (absent for a create); it returns the journal entry.
+func (s *Store) checkWrite(ctx context.Context, w store.Write) (*journalEntry, error) {
+	const op = "mongostore.Apply"
+	raw, err := s.db.Collection(w.Next.Type).FindOne(ctx, bson.D{{Key: fID, Value: w.Next.ID}}).Raw()
+	switch {
+	case errors.Is(err, mongo.ErrNoDocuments):
+		if w.Prev != nil {
+			return nil, conflict(op, w.Next)
+		}
+		raw = nil
+	case err != nil:
+		return nil, translate(op, err)
+	default:
+		v, ok := raw.Lookup(fVersion).AsInt64OK()
+		if !ok {
+			return nil, corrupt(nil)
+		}
+		if w.Prev == nil {
+			return nil, (&outcome.Error{Op: op, Code: outcome.Conflict, Detail: "resource already exists"}).
+				WithDiagnostics(w.Next.Key() + " already exists")
+		}
+		if v != w.Prev.VersionID {
+			return nil, conflict(op, w.Next)
+		}
+	}
+	doc, err := bson.Marshal(encode(w.Next))
+	if err != nil {
+		return nil, translate(op, err)
+	}
+	e := &journalEntry{typ: w.Next.Type, id: w.Next.ID, next: w.Next.VersionID, doc: doc, cur: raw}
+	if w.Prev != nil {
+		e.prev = w.Prev.VersionID
+	}
+	return e, nil
 }
 
 // discard deletes journal chunks (best effort: Open discards leftovers).
@@ -343,7 +388,18 @@ func (s *Store) recoverJournal(ctx context.Context) error {
 		}
 		committed[it.ID] = true
 		var entries []*journalEntry
-		for c := int64(0); c < *it.N; c++ {
+		if *it.N == 1 {
+			raw, err := log.FindOne(ctx, bson.D{{Key: fID, Value: it.ID}}).Raw()
+			if err != nil {
+				return translate(op, err)
+			}
+			if _, _, inline := raw.Lookup(jWrites).BinaryOK(); inline {
+				if entries, err = journalEntries(raw); err != nil {
+					return err
+				}
+			}
+		}
+		for c := int64(0); c < *it.N && entries == nil; c++ {
 			raw, err := log.FindOne(ctx, bson.D{{Key: fID, Value: it.ID + "/" + strconv.FormatInt(c, 10)}}).Raw()
 			if err != nil {
 				return translate(op, err)
@@ -395,7 +451,11 @@ func (s *Store) recoverJournal(ctx context.Context) error {
 
 // journalEntries decodes a journal chunk.
 func journalEntries(chunk bson.Raw) ([]*journalEntry, error) {
-	arr, ok := chunk.Lookup(jWrites).ArrayOK()
+	_, data, ok := chunk.Lookup(jWrites).BinaryOK()
+	if !ok {
+		return nil, corrupt(nil)
+	}
+	arr, ok := bson.Raw(data).Lookup(jWrites).ArrayOK()
 	if !ok {
 		return nil, corrupt(nil)
 	}
