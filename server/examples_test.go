@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"sort"
 	"strings"
 	"testing"
 
@@ -32,6 +33,10 @@ func TestOfficialExamplesRoundTrip(t *testing.T) {
 	if len(files) < 200 {
 		t.Fatalf("found %d example files", len(files))
 	}
+	// A case link must point at an existing EpisodeOfCare: cases first.
+	sort.SliceStable(files, func(i, j int) bool {
+		return strings.Contains(files[i], "/EpisodeOfCare/") && !strings.Contains(files[j], "/EpisodeOfCare/")
+	})
 	for _, f := range files {
 		name := filepath.Base(f)
 		t.Run(strings.TrimSuffix(name, ".json"), func(t *testing.T) {

@@ -59,10 +59,12 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 			_ = s.closeAll(context.WithoutCancel(ctx))
 		}
 	}()
-	if err := s.openStore(ctx); err != nil {
+	// The issuer first: it is cheap, and a bad one should fail before the
+	// database starts.
+	if err := s.openAccess(ctx); err != nil {
 		return nil, err
 	}
-	if err := s.openAccess(ctx); err != nil {
+	if err := s.openStore(ctx); err != nil {
 		return nil, err
 	}
 	c, err := codec.New()
