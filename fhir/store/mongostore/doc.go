@@ -14,9 +14,10 @@
 //   - collection _locks holds leases (Store.Lock).
 //
 // Durability: on MongoDB every write uses write concern {w: "majority",
-// j: true} and reads use read concern "majority", so a write is acknowledged
-// only once it is journaled on a majority of the replica set and cannot be
-// rolled back. On the embedded store, FerretDB commits to SQLite in WAL
+// j: true}, so a write is acknowledged only once it is journaled on a
+// majority of the replica set and cannot be rolled back. Reads go to the
+// primary with read concern "local", so they see every acknowledged write
+// immediately (conditional create relies on that). On the embedded store, FerretDB commits to SQLite in WAL
 // mode with synchronous=FULL (see package embedded): a commit is fsynced
 // before the write is acknowledged.
 //

@@ -16,13 +16,21 @@ import (
 // MongoDB query as far as the backend evaluates it exactly, every result is
 // re-checked with Filter.Match, and tombstones are never returned. Skip and
 // Limit are pushed down only when the whole filter is; otherwise they are
-// applied after Match.
+// applied after Match. On the embedded store a filter pinning the id (Eq or
+// In on _id, alone or in an And) is served by point lookups, not a scan.
 func (s *Store) Find(ctx context.Context, typ string, f *store.Filter, opt store.FindOptions) (store.Cursor, error) {
 	const op = "mongostore.Find"
 	if err := checkType(op, typ); err != nil {
 		return nil, err
 	}
 	f = normFilter(f)
+	if ids, ok := idCandidates(f); ok && s.embedded && len(ids) <= maxIDLookups {
+		rs, err := s.findByIDs(ctx, typ, ids, f, opt)
+		if err != nil {
+			return nil, err
+		}
+		return &sliceCursor{rs: rs}, nil
+	}
 	q, exact := s.query(f)
 	fo := options.Find()
 	if opt.IndexOnly {
@@ -56,6 +64,10 @@ func (s *Store) Count(ctx context.Context, typ string, f *store.Filter) (int64, 
 		return 0, err
 	}
 	f = normFilter(f)
+	if ids, ok := idCandidates(f); ok && s.embedded && len(ids) <= maxIDLookups {
+		rs, err := s.findByIDs(ctx, typ, ids, f, store.FindOptions{IndexOnly: true})
+		return int64(len(rs)), err
+	}
 	q, exact := s.query(f)
 	if exact {
 		n, err := s.db.Collection(typ).CountDocuments(ctx, q)

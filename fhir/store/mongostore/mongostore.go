@@ -13,6 +13,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.mongodb.org/mongo-driver/v2/mongo/readconcern"
+	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
 	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
 
 	"github.com/casefhir/casefhir/fhir/outcome"
@@ -80,7 +81,11 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if !o.Embedded {
 		journal := true
 		co.SetWriteConcern(&writeconcern.WriteConcern{W: "majority", Journal: &journal})
-		co.SetReadConcern(readconcern.Majority())
+		// Local, not majority: a read on the primary then sees every
+		// acknowledged write at once (majority snapshots may lag it), which
+		// conditional create under Lock relies on.
+		co.SetReadConcern(readconcern.Local())
+		co.SetReadPreference(readpref.Primary())
 	}
 	client, err := mongo.Connect(co)
 	if err != nil {
@@ -143,10 +148,12 @@ func (s *Store) ensure(ctx context.Context, name string) error {
 		case name == locksColl:
 		case strings.HasSuffix(name, historySuffix):
 			models = append(models,
-				mongo.IndexModel{Keys: bson.D{{Key: fLU, Value: 1}}},
+				mongo.IndexModel{Keys: bson.D{{Key: fLU, Value: 1}, {Key: fVersion, Value: 1}}},
 				mongo.IndexModel{Keys: bson.D{{Key: fRID, Value: 1}, {Key: fVersion, Value: -1}}})
 		default:
-			models = append(models, mongo.IndexModel{Keys: bson.D{{Key: fLU, Value: 1}}})
+			// lu, v: _lastUpdated filters and sorts, and history's
+			// newest-first order (walked backwards).
+			models = append(models, mongo.IndexModel{Keys: bson.D{{Key: fLU, Value: 1}, {Key: fVersion, Value: 1}}})
 		}
 		if len(models) > 0 {
 			if _, err := s.db.Collection(name).Indexes().CreateMany(ctx, models); err != nil {

@@ -330,6 +330,12 @@ func testDeleteTombstone(t *testing.T, s store.Store) {
 	if !slices.Equal(ids, []string{"p2"}) {
 		t.Fatalf("Find v=2 after delete = %v, want [p2]", ids)
 	}
+	if ids := findIDs(t, s, "Patient", store.Eq(store.PathID, "p1"), store.FindOptions{}); len(ids) != 0 {
+		t.Fatalf("Find by id of a deleted resource = %v", ids)
+	}
+	if n, err := s.Count(ctx(t), "Patient", store.In(store.PathID, "p1", "p2")); err != nil || n != 1 {
+		t.Fatalf("Count by ids after delete = %d, %v", n, err)
+	}
 	if n, err := s.Count(ctx(t), "Patient", store.All()); err != nil || n != 1 {
 		t.Fatalf("Count after delete = %d, %v", n, err)
 	}
@@ -800,6 +806,16 @@ func testFindSortSkipLimit(t *testing.T, s store.Store) {
 		{store.Prefix("name", "a"), store.FindOptions{Limit: 1}, []string{"p1"}},
 		{store.Not(store.Eq("gender", "female")), store.FindOptions{Sort: []store.SortKey{{Path: store.PathID}}, Skip: 1, Limit: 2}, []string{"p4", "p5"}},
 		{store.All(), store.FindOptions{Skip: 10}, []string{}},
+		// Filters pinning the id.
+		{store.In(store.PathID, "p6", "p2", "p1", "zz", "p2"), store.FindOptions{Sort: []store.SortKey{{Path: "age", Desc: true}}}, []string{"p6", "p1", "p2"}},
+		{store.In(store.PathID, "p6", "p2", "p1", "p3"), store.FindOptions{Sort: []store.SortKey{{Path: "name"}}, Skip: 1, Limit: 2}, []string{"p1", "p2"}},
+		{store.And(store.In(store.PathID, "p1", "p2", "p3"), store.Eq("gender", "female")), store.FindOptions{}, []string{"p1", "p3"}},
+		{store.And(store.Eq(store.PathID, "p2"), store.Eq("gender", "female")), store.FindOptions{}, []string{}},
+		{store.Eq(store.PathID, "p4"), store.FindOptions{Limit: 5}, []string{"p4"}},
+		{store.In(store.PathID, "p5", "p4"), store.FindOptions{}, []string{"p4", "p5"}},
+		{store.In(store.PathID, "p5", "p4"), store.FindOptions{Skip: 1}, []string{"p5"}},
+		{store.Eq(store.PathID, 5), store.FindOptions{}, []string{}},
+		{store.Or(store.Eq(store.PathID, "p1"), store.Eq("gender", "male")), store.FindOptions{}, []string{"p1", "p2"}},
 	}
 	for i, c := range cases {
 		got := findIDs(t, s, "Patient", c.f, c.opt)
@@ -851,6 +867,8 @@ func testCount(t *testing.T, s store.Store) {
 		{store.Lt("n", float64(10)), 8},
 		{store.Prefix(store.PathID, "p1"), 8},
 		{store.Not(store.Eq("even", true)), 10},
+		{store.In(store.PathID, "p00", "p01", "p02", "p03", "nope"), 3},
+		{store.And(store.Eq(store.PathID, "p02"), store.Eq("even", true)), 1},
 	} {
 		n, err := s.Count(ctx(t), "Patient", c.f)
 		if err != nil || n != c.want {
