@@ -143,3 +143,19 @@ func BenchmarkApplyJSONPatch(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkScan measures the FHIR JSON pre-scan Decode runs before
+// jsonformat.
+func BenchmarkScan(b *testing.B) {
+	for _, bf := range benchFiles {
+		body := benchBody(b, bf.file)
+		b.Run(bf.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if r := scan(body); r.fatal || len(r.issues) > 0 {
+					b.Fatal(r.issues)
+				}
+			}
+		})
+	}
+}
