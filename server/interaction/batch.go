@@ -98,6 +98,10 @@ func (h *Handler) ParseBundle(r *Request) (*BundleIn, error) {
 		raw := e.Request.URL
 		if strings.HasPrefix(raw, r.BaseURL+"/") {
 			raw = strings.TrimPrefix(raw, r.BaseURL)
+		} else if ref, ok := fhir.ParseReference(raw); ok && ref.Base != "" && ref.Version == "" {
+			// An absolute Type/id URL of another base (e.g. a canonical
+			// resource's own URL): the resource is written here.
+			raw = ref.Local()
 		}
 		path, query, _ := strings.Cut(raw, "?")
 		method := strings.ToUpper(e.Request.Method)
