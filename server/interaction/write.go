@@ -124,8 +124,7 @@ func (h *Handler) decode(body []byte, typ string) (*codec.Parsed, error) {
 func (h *Handler) writeResponse(r *Request, res *store.Resource, status int) *Response {
 	resp := &Response{Status: status, Header: http.Header{}}
 	versionHeaders(resp.Header, res)
-	if status == http.StatusCreated || r.Kind == KindUpdate || r.Kind == KindConditionalUpdate ||
-		r.Kind == KindPatch || r.Kind == KindConditionalPatch {
+	if !res.Deleted {
 		resp.Header.Set("Location", location(r.BaseURL, res))
 	}
 	switch prefer(r, "return") {
