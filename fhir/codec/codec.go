@@ -108,6 +108,8 @@ func (c *Codec) Decode(body []byte) (p *Parsed, err error) {
 				Err: fmt.Errorf("jsonformat panic: %v", r)}
 		}
 	}()
+	// A UTF-8 byte order mark is not JSON, but some clients send one.
+	body = bytes.TrimPrefix(body, []byte("\xef\xbb\xbf"))
 	sr := scan(body)
 	if sr.fatal {
 		return nil, decodeError(sr.issues)

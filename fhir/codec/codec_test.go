@@ -162,6 +162,7 @@ func TestDecodeAccepts(t *testing.T) {
 		`{"resourceType":"Patient","name":[{"given":["a",null],"_given":[null,{"extension":[{"url":"http://x","valueString":"q"}]}]}]}`,
 		`{"resourceType":"Patient","birthDate":"2020-01-01","_birthDate":{"extension":[{"url":"x","valueString":"y"}]}}`,
 		` {"resourceType":"Patient"} `,
+		"\xef\xbb\xbf{\"resourceType\":\"Patient\"}",
 	} {
 		p, err := c.Decode([]byte(body))
 		if err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+	anypb "google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/casefhir/casefhir/fhir"
 	"github.com/casefhir/casefhir/fhir/codec"
@@ -15,6 +16,7 @@ import (
 
 	apb "github.com/google/fhir/go/proto/google/fhir/proto/annotations_go_proto"
 	d4pb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/datatypes_go_proto"
+	bcrpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/bundle_and_contained_resource_go_proto"
 )
 
 // maxIssues bounds the issues one resource can produce.
@@ -165,8 +167,16 @@ func (w *walker) field(fd protoreflect.FieldDescriptor, m protoreflect.Message, 
 		w.children(m, path)
 		return
 	}
-	if md.Name() == "Any" {
-		return // contained resources: codec validates them
+	switch md.Name() {
+	case "Any": // a contained resource
+		cr := &bcrpb.ContainedResource{}
+		if a, ok := m.Interface().(*anypb.Any); ok && a.UnmarshalTo(cr) == nil {
+			w.resource(cr.ProtoReflect(), path)
+		}
+		return
+	case "ContainedResource": // Bundle.entry.resource, Parameters.parameter.resource
+		w.resource(m, path)
+		return
 	}
 	w.message(m, path)
 }
@@ -188,6 +198,18 @@ func (w *walker) children(m protoreflect.Message, path string) {
 		w.field(fd, val.Message(), path+"."+name)
 		return true
 	})
+}
+
+// resource walks the resource set in a ContainedResource, keeping path
+// (Patient.contained[0], Bundle.entry[0].resource).
+func (w *walker) resource(cr protoreflect.Message, path string) {
+	od := cr.Descriptor().Oneofs().ByName("oneof_resource")
+	if od == nil {
+		return
+	}
+	if fd := cr.WhichOneof(od); fd != nil && fd.Message() != nil {
+		w.message(cr.Get(fd).Message(), path)
+	}
 }
 
 func validTypes(fd protoreflect.FieldDescriptor) []string {

@@ -51,6 +51,12 @@ func TestResource(t *testing.T) {
 		{"nested", `{"resourceType":"Observation","status":"final","code":{"text":"x"},
 			"component":[{"code":{"text":"c"},"valueString":"v"}],"subject":{"reference":"Patient/1","identifier":{"assigner":{"reference":"x y"}}}}`,
 			[]outcome.Code{outcome.Value}, []string{"Observation.subject.identifier.assigner.reference"}},
+		{"contained", `{"resourceType":"Patient","contained":[{"resourceType":"Organization","id":"o1","partOf":{"reference":"no good"}}],
+			"managingOrganization":{"reference":"#o1"}}`,
+			[]outcome.Code{outcome.Value}, []string{"Patient.contained[0].partOf.reference"}},
+		{"bundle entry", `{"resourceType":"Bundle","type":"collection","entry":[{"fullUrl":"urn:uuid:12345678-1234-1234-1234-123456789012",
+			"resource":{"resourceType":"Patient","managingOrganization":{"reference":"Foo/1"}}}]}`,
+			[]outcome.Code{outcome.Value}, []string{"Bundle.entry[0].resource.managingOrganization.reference"}},
 		{"div", `{"resourceType":"Patient","text":{"status":"generated","div":"plain text"}}`,
 			[]outcome.Code{outcome.Value}, []string{"Patient.text.div"}},
 	}
