@@ -25,7 +25,7 @@ var summaryElements = map[string]map[string]bool{
 	"CarePlan": set("identifier", "instantiatesCanonical", "instantiatesUri", "basedOn", "replaces",
 		"partOf", "status", "intent", "category", "title", "description", "subject", "encounter",
 		"period", "created", "author", "addresses"),
-	"CareTeam": set("identifier", "status", "category", "name", "subject", "encounter", "period",
+	"CareTeam": set("identifier", "status", "category", "name", "subject", "encounter", "period", "participant",
 		"managingOrganization"),
 	"Goal": set("lifecycleStatus", "achievementStatus", "category", "priority", "description",
 		"subject", "start", "expressedBy"),
