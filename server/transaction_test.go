@@ -471,15 +471,15 @@ func TestTransactionLarge(t *testing.T) {
 	}
 	r := s.Do(t, "POST", "", txBundle("transaction", es...), "Prefer", "return=minimal")
 	mustStatus(t, r, 200)
-	es := respEntries(t, r)
-	if len(es) != 3000 {
-		t.Fatalf("%d entries", len(es))
+	got := respEntries(t, r)
+	if len(got) != 3000 {
+		t.Fatalf("%d entries", len(got))
 	}
 	for _, i := range []int{0, 1499, 2999} {
-		if st := statusCode(t, es[i]["status"]); st != 201 {
+		if st := statusCode(t, got[i]["status"]); st != 201 {
 			t.Fatalf("entry %d: %d", i, st)
 		}
-		loc := es[i]["location"].(string)
+		loc := got[i]["location"].(string)
 		mustStatus(t, s.Do(t, "GET", "Patient/"+idOf(loc), nil), 200)
 	}
 }
