@@ -43,6 +43,9 @@ type Config struct {
 	ExportRetention   time.Duration
 	ExportBatchPause  time.Duration
 
+	// AuditOff disables the AuditEvent trail (on by default).
+	AuditOff bool
+
 	// Version is the software version reported in the CapabilityStatement.
 	Version string
 	// Logger receives structured logs (never PHI); default slog.Default().

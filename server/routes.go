@@ -10,6 +10,8 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/casefhir/casefhir/fhir/outcome"
+	"github.com/casefhir/casefhir/server/auth"
+	"github.com/casefhir/casefhir/server/auth/audit"
 	"github.com/casefhir/casefhir/server/interaction"
 	"github.com/casefhir/casefhir/server/middleware"
 )
@@ -90,10 +92,12 @@ func (s *Server) serveFHIR(c *gin.Context) {
 			kind = "operation:" + req.Operation
 		}
 	}
+	var handlerErr error
 	defer func() {
 		st := c.Writer.Status()
 		s.metrics.Inc("casefhir_http_requests_total", "interaction", kind, "code", http.StatusText(st))
 		s.metrics.Observe("casefhir_http_request_duration_seconds", time.Since(start), "interaction", kind)
+		s.recordAudit(c, req, st, handlerErr, start)
 	}()
 	if err != nil {
 		s.render(c, err)
@@ -113,6 +117,7 @@ func (s *Server) serveFHIR(c *gin.Context) {
 	}
 	resp, err := s.handler.Do(c.Request.Context(), req)
 	if err != nil {
+		handlerErr = err
 		s.render(c, err)
 		return
 	}
@@ -125,4 +130,20 @@ func (s *Server) serveFHIR(c *gin.Context) {
 // smartDocument returns the SMART configuration document.
 func (s *Server) smartDocument() []byte {
 	return s.smartDoc
+}
+
+// recordAudit leaves an AuditEvent for a request that read or changed
+// data (not for the public CapabilityStatement). It never blocks.
+func (s *Server) recordAudit(c *gin.Context, req *interaction.Request, status int, err error, start time.Time) {
+	if s.audit == nil || req == nil || req.Kind == interaction.KindCapabilities {
+		return
+	}
+	p := auth.Unrestricted()
+	if pa, ok := req.Access.(principalAccess); ok {
+		p = pa.p
+	}
+	e := audit.FromRequest(req, p, status, err, start, time.Now())
+	e.SourceAddress = c.ClientIP()
+	e.RequestID = middleware.RequestIDFrom(c.Request.Context())
+	s.audit.Record(e)
 }

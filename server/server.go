@@ -20,6 +20,7 @@ import (
 	"github.com/casefhir/casefhir/fhir/store/embedded"
 	"github.com/casefhir/casefhir/fhir/store/mongostore"
 	"github.com/casefhir/casefhir/server/auth"
+	"github.com/casefhir/casefhir/server/auth/audit"
 	"github.com/casefhir/casefhir/server/bulk"
 	"github.com/casefhir/casefhir/server/interaction"
 	"github.com/casefhir/casefhir/server/middleware"
@@ -38,6 +39,7 @@ type Server struct {
 	verifier *auth.Verifier
 	smartDoc []byte
 	registry *search.Registry
+	audit    *audit.Recorder
 	bulk     *bulk.Service
 	started  time.Time
 	httpSrv  *http.Server
@@ -73,6 +75,18 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if err := s.buildHandler(ctx, c); err != nil {
 		return nil, err
+	}
+	if !s.cfg.AuditOff {
+		rec, err := audit.NewRecorder(audit.Options{
+			Writer: audit.HandlerWriter(func() *interaction.Handler { return s.handler }),
+			Site:   s.cfg.BaseURL, Logger: s.log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("audit: %v", err)
+		}
+		s.audit = rec
+		// Registered after the store: closed (drained) before it.
+		s.closers = append(s.closers, rec.Close)
 	}
 	s.engine = s.routes()
 	ok = true

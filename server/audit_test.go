@@ -1,0 +1,48 @@
+package server_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/casefhir/casefhir/server/servertest"
+)
+
+// TestAuditTrail checks that reads and writes leave AuditEvents that name
+// the interaction and target but carry no resource content or search
+// values.
+func TestAuditTrail(t *testing.T) {
+	s := servertest.Start(t, servertest.Options{})
+	id, _ := create(t, s, "Patient", patientJSON)
+	wantStatus(t, s.Do(t, "GET", "Patient/"+id, nil), 200)
+	wantStatus(t, s.Do(t, "GET", "Patient?family=Chalmers", nil), 200)
+	wantStatus(t, s.Do(t, "GET", "metadata", nil), 200)
+
+	var body string
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		r := s.Do(t, "GET", "AuditEvent?_count=100", nil)
+		wantStatus(t, r, 200)
+		if e, _ := r.JSON()["entry"].([]any); len(e) >= 3 {
+			body = string(r.Body)
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if body == "" {
+		t.Fatal("fewer than 3 AuditEvents recorded for create, read and search")
+	}
+	for _, want := range []string{`"code":"create"`, `"code":"read"`, `"code":"search-type"`, "Patient/" + id} {
+		if !strings.Contains(body, want) {
+			t.Errorf("audit trail lacks %s", want)
+		}
+	}
+	for _, phi := range []string{"Chalmers", "Peter", "1974-12-25", "12345"} {
+		if strings.Contains(body, phi) {
+			t.Errorf("audit trail contains PHI %q", phi)
+		}
+	}
+	if strings.Contains(body, `"code":"capabilities"`) {
+		t.Error("the public CapabilityStatement read was audited")
+	}
+}
