@@ -161,3 +161,64 @@ func BenchmarkCreate(b *testing.B) {
 	b.ReportMetric(float64(rawT.Nanoseconds())/float64(b.N), "raw-ns/op")
 	b.ReportMetric(float64(rawT)/float64(storeT), "store-rate/raw-rate")
 }
+
+// BenchmarkSearch measures a token search (identifier value, one match) on
+// the embedded store with Store.Find against the raw driver Find of the
+// same query on the same collection, alternating as BenchmarkReadByID does.
+// FerretDB serves it with a scan: its cost grows with the collection.
+func BenchmarkSearch(b *testing.B) {
+	for _, n := range []int{1000, 10000, 50000} {
+		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
+			s := seeded(b, n)
+			ctx := context.Background()
+			c := s.db.Collection("Patient")
+			var storeT, rawT time.Duration
+			b.ResetTimer()
+			for b.Loop() {
+				id := benchID(rand.IntN(n))
+				storeFirst := rand.IntN(2) == 0
+				for k := range 2 {
+					t := time.Now()
+					if (k == 0) == storeFirst {
+						cur, err := s.Find(ctx, "Patient", store.Eq("identifier.value", id), store.FindOptions{})
+						if err != nil {
+							b.Fatal(err)
+						}
+						got := 0
+						for {
+							r, err := cur.Next(ctx)
+							if err != nil {
+								b.Fatal(err)
+							}
+							if r == nil {
+								break
+							}
+							got++
+						}
+						cur.Close(ctx)
+						if got != 1 {
+							b.Fatalf("store found %d", got)
+						}
+						storeT += time.Since(t)
+					} else {
+						cur, err := c.Find(ctx, bson.D{{Key: "del", Value: false}, {Key: "x.identifier.value", Value: id}})
+						if err != nil {
+							b.Fatal(err)
+						}
+						got := 0
+						for cur.Next(ctx) {
+							got++
+						}
+						cur.Close(ctx)
+						if got != 1 {
+							b.Fatalf("raw found %d", got)
+						}
+						rawT += time.Since(t)
+					}
+				}
+			}
+			b.ReportMetric(float64(storeT.Nanoseconds())/float64(b.N), "store-ns/op")
+			b.ReportMetric(float64(rawT.Nanoseconds())/float64(b.N), "raw-ns/op")
+		})
+	}
+}

@@ -51,6 +51,9 @@ type Store struct {
 	// ready holds the names of collections known to exist with their
 	// indexes (and OnCollection done) in this process.
 	ready sync.Map // string -> struct{}
+	// ensureMu serialises first-touch collection setup in this process
+	// (concurrent createIndexes can crash FerretDB's connection handler).
+	ensureMu sync.Mutex
 
 	// tx holds the per-key locks that serialise read-check-write sequences
 	// in embedded mode (and transactions, see tx.go).
@@ -133,6 +136,11 @@ func (s *Store) open(ctx context.Context) error {
 // ensure makes collection name exist with its indexes and runs OnCollection,
 // once per process.
 func (s *Store) ensure(ctx context.Context, name string) error {
+	if _, ok := s.ready.Load(name); ok {
+		return nil
+	}
+	s.ensureMu.Lock()
+	defer s.ensureMu.Unlock()
 	if _, ok := s.ready.Load(name); ok {
 		return nil
 	}

@@ -6,9 +6,12 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/casefhir/casefhir/fhir/store"
 	"github.com/casefhir/casefhir/fhir/store/embedded"
@@ -94,4 +97,64 @@ func TestIDIndexUsed(t *testing.T) {
 	if err != nil || got.VersionID != 1 {
 		t.Fatalf("VRead after reopen: %v %v", got, err)
 	}
+}
+
+// TestStoreMongoPaths runs the suite with Embedded off against the same
+// FerretDB, so the MongoDB code paths (compare-and-swap on {_id, v}, the
+// rid/v history query, owner-filtered lease release, index creation, full
+// pushdown, majority/journaled write concern) run too. FerretDB is not a
+// replica set, so this checks their logic, not MongoDB's guarantees; and
+// FerretDB runs a conditional replace as a separate find and update, so
+// compare-and-swap on {_id, v} is not atomic there: ConcurrentUpdates is
+// left out (TestConditionalReplaceNotAtomicOnFerretDB records why).
+func TestStoreMongoPaths(t *testing.T) {
+	storetest.RunExcept(t, func(t *testing.T) store.Store {
+		db := fmt.Sprintf("m%d_%d", os.Getpid(), dbSeq.Add(1))
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		s, err := Open(ctx, Options{URI: srv.URI(), Database: db})
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		if err := s.EnsureIndexes(ctx, "Patient", []string{"identifier.value", "name", store.PathID}); err != nil {
+			t.Fatalf("EnsureIndexes: %v", err)
+		}
+		return s
+	}, "ConcurrentUpdates")
+}
+
+// TestConditionalReplaceNotAtomicOnFerretDB documents why embedded mode
+// needs in-process locks: concurrent ReplaceOne({_id, v: 1}) calls can all
+// match on FerretDB v1. If this starts failing (all but one see 0 matched),
+// FerretDB made the replace atomic.
+func TestConditionalReplaceNotAtomicOnFerretDB(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openEmbedded(t)
+	defer s.Close(ctx)
+	maxWins := 0
+	for round := 0; round < 10 && maxWins < 2; round++ {
+		id := fmt.Sprintf("r%d", round)
+		r := &store.Resource{Type: "Patient", ID: id, VersionID: 1, LastUpdated: time.Now()}
+		if err := s.Create(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		var wins atomic.Int64
+		for w := range 6 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				next := *r
+				next.VersionID = 2
+				next.Index = map[string]any{"w": float64(w)}
+				res, err := s.db.Collection("Patient").ReplaceOne(ctx, bson.D{{Key: fID, Value: id}, {Key: fVersion, Value: int64(1)}}, encode(&next))
+				if err == nil && res.MatchedCount == 1 {
+					wins.Add(1)
+				}
+			}()
+		}
+		wg.Wait()
+		maxWins = max(maxWins, int(wins.Load()))
+	}
+	t.Logf("most concurrent winners of one conditional replace: %d", maxWins)
 }
