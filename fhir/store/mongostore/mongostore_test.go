@@ -158,3 +158,51 @@ func TestConditionalReplaceNotAtomicOnFerretDB(t *testing.T) {
 	}
 	t.Logf("most concurrent winners of one conditional replace: %d", maxWins)
 }
+
+// TestEmbeddedRestartKeepsData stops and restarts an embedded server on
+// the same directory: what was acknowledged is there, and the _id
+// expression index is still used.
+func TestEmbeddedRestartKeepsData(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	open := func() (*embedded.Server, *Store) {
+		e, err := embedded.Start(ctx, embedded.Options{DataDir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := Open(ctx, Options{URI: e.URI(), Database: "casefhir", Embedded: true, OnCollection: e.EnsureIDIndex})
+		if err != nil {
+			e.Close()
+			t.Fatal(err)
+		}
+		return e, s
+	}
+	e, s := open()
+	r1 := &store.Resource{Type: "Coverage", ID: "c1", VersionID: 1, LastUpdated: time.Now(), JSON: []byte(`{"v":1}`)}
+	r2 := &store.Resource{Type: "Coverage", ID: "c1", VersionID: 2, LastUpdated: time.Now(), JSON: []byte(`{"v":2}`)}
+	if err := s.Create(ctx, r1); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Update(ctx, r2, r1); err != nil {
+		t.Fatal(err)
+	}
+	s.Close(ctx)
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e, s = open()
+	defer e.Close()
+	defer s.Close(ctx)
+	got, err := s.Read(ctx, "Coverage", "c1")
+	if err != nil || got.VersionID != 2 || string(got.JSON) != `{"v":2}` {
+		t.Fatalf("Read after restart: %+v, %v", got, err)
+	}
+	h, err := s.History(ctx, store.HistoryQuery{Type: "Coverage", ID: "c1"})
+	if err != nil || len(h) != 2 {
+		t.Fatalf("History after restart: %d, %v", len(h), err)
+	}
+	plan, err := e.IDLookupPlan(ctx, "casefhir", "Coverage_history")
+	if err != nil || !strings.Contains(plan, "_casefhir_id") {
+		t.Fatalf("plan after restart: %q, %v", plan, err)
+	}
+}
