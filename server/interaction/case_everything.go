@@ -216,7 +216,7 @@ func (c *CaseRules) Everything(ctx context.Context, h *Handler, r *Request) (*Re
 	if err != nil {
 		return nil, err
 	}
-	linked, err := c.linkedTo(ctx, h, r, r.ID, types, store.FindOptions{Sort: []store.SortKey{{Path: store.PathID}}})
+	linked, err := c.linkedTo(ctx, h, r, r.ID, types, store.FindOptions{})
 	if err != nil {
 		return nil, err
 	}
