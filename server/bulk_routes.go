@@ -28,12 +28,12 @@ const (
 // operation (system, Patient, Group/[id], EpisodeOfCare/[id] level) in o.
 // It needs s.registry and must run before the handler is built.
 func (s *Server) openBulk(ctx context.Context, o *interaction.Options) error {
-	var jobs store.JobStore
-	if is, ok := s.store.(instrumentedStore); ok {
-		jobs, _ = is.Store.(store.JobStore)
-	} else {
-		jobs, _ = s.store.(store.JobStore)
+	raw := s.store
+	if is, ok := raw.(instrumentedStore); ok {
+		raw = is.Store
 	}
+	jobs, _ := raw.(store.JobStore)
+	scanner, _ := raw.(bulk.Scanner)
 	if jobs == nil {
 		return errors.New("bulk export: the store does not keep jobs")
 	}
@@ -42,7 +42,7 @@ func (s *Server) openBulk(ctx context.Context, o *interaction.Options) error {
 		dir = filepath.Join(s.cfg.DataDir, "exports")
 	}
 	svc, err := bulk.New(bulk.Options{
-		Store: s.store, Jobs: jobs, Registry: s.registry, Dir: dir,
+		Store: s.store, Jobs: jobs, Scanner: scanner, Registry: s.registry, Dir: dir,
 		Concurrency: s.cfg.ExportConcurrency, Retention: s.cfg.ExportRetention,
 		BatchPause: s.cfg.ExportBatchPause, Exclusive: s.cfg.MongoURI == "", Logger: s.log,
 	})
@@ -117,7 +117,7 @@ func (s *Server) serveExportStatus(c *gin.Context, id string) {
 	var err error
 	switch c.Request.Method {
 	case http.MethodGet:
-		resp, err = s.bulk.Status(c.Request.Context(), id, acc)
+		resp, err = s.bulk.Status(c.Request.Context(), id, s.cfg.BaseURL, acc)
 	case http.MethodDelete:
 		resp, err = s.bulk.Cancel(c.Request.Context(), id, acc)
 	default:

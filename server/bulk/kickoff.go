@@ -58,7 +58,7 @@ func (s *Service) Kickoff(ctx context.Context, h *interaction.Handler, r *intera
 		default:
 			if strict {
 				return nil, outcome.New(outcome.NotSupported, "unsupported $export parameter").
-					WithDiagnostics("unsupported parameter " + name).WithOp(op)
+					WithDiagnostics("unsupported parameter " + name).WithStatus(http.StatusBadRequest).WithOp(op)
 			}
 		}
 	}
@@ -67,7 +67,7 @@ func (s *Service) Kickoff(ctx context.Context, h *interaction.Handler, r *intera
 		case "application/fhir+ndjson", "application/ndjson", "ndjson":
 		default:
 			return nil, outcome.New(outcome.NotSupported, "_outputFormat must be application/fhir+ndjson").
-				WithDiagnostics("unsupported _outputFormat " + f).WithOp(op)
+				WithDiagnostics("unsupported _outputFormat " + f).WithStatus(http.StatusBadRequest).WithOp(op)
 		}
 	}
 	if v := params.Get("_since"); v != "" {
@@ -238,7 +238,8 @@ func (s *Service) parseQuery(typ, query string) (*search.Query, error) {
 	}
 	for _, c := range q.Clauses {
 		if len(c.Chain) > 0 || c.Has != nil {
-			return nil, outcome.New(outcome.NotSupported, "chained and _has parameters are not supported in _typeFilter")
+			return nil, outcome.New(outcome.NotSupported, "chained and _has parameters are not supported in _typeFilter").
+				WithStatus(http.StatusBadRequest)
 		}
 	}
 	return q, nil
@@ -293,7 +294,8 @@ func (s *Service) resolveTarget(ctx context.Context, spec *Spec, r *interaction.
 		spec.Patients = appendUnique(spec.Patients, id)
 	}
 	if len(patients) > 0 && spec.Level != LevelPatient && spec.Level != LevelGroup {
-		return outcome.New(outcome.NotSupported, "the patient parameter is supported at Patient and Group level")
+		return outcome.New(outcome.NotSupported, "the patient parameter is supported at Patient and Group level").
+			WithStatus(http.StatusBadRequest)
 	}
 	var typ string
 	switch spec.Level {

@@ -91,6 +91,9 @@ func (r *runner) exec(ctx context.Context) error {
 		if err := r.save(ctx); err != nil {
 			return err
 		}
+		if err := r.yield(ctx); err != nil {
+			return err
+		}
 	}
 	if len(st.Issues) > 0 {
 		w, err := createNDJSON(filepath.Join(dir, errorFile))
@@ -176,7 +179,12 @@ func (r *runner) exportType(ctx context.Context, dir, typ string) (Output, error
 	if err != nil {
 		return Output{}, outcome.Wrap(err, outcome.Exception, op, "cannot create an output file")
 	}
-	cur, err := s.o.Store.Find(ctx, typ, sel.filter, store.FindOptions{})
+	var cur store.Cursor
+	if s.o.Scanner != nil {
+		cur, err = s.o.Scanner.Scan(ctx, typ, sel.filter)
+	} else {
+		cur, err = s.o.Store.Find(ctx, typ, sel.filter, store.FindOptions{})
+	}
 	if err != nil {
 		w.abort()
 		return Output{}, r.stopOr(ctx, err)

@@ -21,6 +21,9 @@ type Options struct {
 	// Store holds the resources; Jobs the job records (the same database).
 	Store store.Store
 	Jobs  store.JobStore
+	// Scanner, when set, reads each type in no particular order instead of
+	// Store.Find (whose order costs memory on some backends).
+	Scanner Scanner
 	// Registry parses _typeFilter and scope restrictions and knows the
 	// episode-of-care parameter.
 	Registry *search.Registry
@@ -56,6 +59,12 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives operational messages (never PHI).
 	Logger *slog.Logger
+}
+
+// Scanner streams the current resources of a type matching a filter (a
+// superset is fine: the caller checks), in no particular order.
+type Scanner interface {
+	Scan(ctx context.Context, typ string, f *store.Filter) (store.Cursor, error)
 }
 
 // Service runs export jobs and answers for them.

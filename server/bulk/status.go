@@ -62,8 +62,9 @@ func (s *Service) job(ctx context.Context, id string, a interaction.Access) (*st
 // Status implements the status request
 // (https://hl7.org/fhir/uv/bulkdata/export.html#bulk-data-status-request):
 // 202 with X-Progress and Retry-After while the job runs, 200 with the
-// manifest once it completed, the job's error (500) once it failed.
-func (s *Service) Status(ctx context.Context, id string, a interaction.Access) (*interaction.Response, error) {
+// manifest once it completed, the job's error (500) once it failed. File
+// URLs are built on baseURL, the answering server's public FHIR base.
+func (s *Service) Status(ctx context.Context, id, baseURL string, a interaction.Access) (*interaction.Response, error) {
 	j, st, err := s.job(ctx, id, a)
 	if err != nil {
 		return nil, err
@@ -80,11 +81,11 @@ func (s *Service) Status(ctx context.Context, id string, a interaction.Access) (
 		}
 		for _, o := range st.Done {
 			if o.Count > 0 {
-				m.Output = append(m.Output, ManifestOutput{Type: o.Type, URL: FileURL(st.Spec.BaseURL, j.ID, o.File), Count: o.Count})
+				m.Output = append(m.Output, ManifestOutput{Type: o.Type, URL: FileURL(baseURL, j.ID, o.File), Count: o.Count})
 			}
 		}
 		if st.ErrorFile != "" {
-			m.Error = append(m.Error, ManifestOutput{Type: "OperationOutcome", URL: FileURL(st.Spec.BaseURL, j.ID, st.ErrorFile),
+			m.Error = append(m.Error, ManifestOutput{Type: "OperationOutcome", URL: FileURL(baseURL, j.ID, st.ErrorFile),
 				Count: int64(len(st.Issues))})
 		}
 		body, err := json.Marshal(m)
