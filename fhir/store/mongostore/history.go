@@ -19,7 +19,9 @@ const DefaultHistoryLimit = 100
 // History implements https://hl7.org/fhir/R4/http.html#history at instance,
 // type and system level: versions newest first (LastUpdated, then version,
 // then type and id), with Since, At, Before, Offset and Limit. Instance
-// history of a resource that never existed is outcome.NotFound.
+// history of a resource that never existed is outcome.NotFound. On the
+// embedded store instance history reads only the versions the page needs,
+// assuming LastUpdated grows with the version (see instanceHistoryByVersion).
 func (s *Store) History(ctx context.Context, q store.HistoryQuery) ([]*store.Resource, error) {
 	const op = "mongostore.History"
 	if q.Limit <= 0 {
@@ -67,27 +69,60 @@ func (s *Store) instanceHistory(ctx context.Context, q store.HistoryQuery) ([]*s
 	if cur == nil {
 		return nil, notFound(op, q.Type, q.ID)
 	}
-	all := []*store.Resource{cur}
 	if s.embedded {
-		for v := cur.VersionID - 1; v >= 1; v-- {
-			r, err := s.findOne(ctx, op, q.Type+historySuffix, q.Type, historyID(q.ID, v))
-			if err != nil {
+		return s.instanceHistoryByVersion(ctx, q, cur)
+	}
+	// MongoDB: the {rid: 1, v: -1} index serves the older versions.
+	f := bson.D{{Key: fRID, Value: q.ID}, {Key: fVersion, Value: bson.D{{Key: "$lt", Value: cur.VersionID}}}}
+	rs, err := s.findAll(ctx, q.Type, q.Type+historySuffix, f,
+		options.Find().SetSort(bson.D{{Key: fRID, Value: 1}, {Key: fVersion, Value: -1}}))
+	if err != nil {
+		return nil, err
+	}
+	all := append([]*store.Resource{cur}, rs...)
+	return page(selectVersions(all, q), q), nil
+}
+
+// instanceHistoryByVersion is instance history on the embedded store: point
+// lookups of "<id>/<v>" walking down from the current version, only as far
+// as the page needs. It relies on versions being written in LastUpdated
+// order (the server stamps each new version with its clock, and one process
+// owns embedded data), so it stops at the first version older than Since.
+func (s *Store) instanceHistoryByVersion(ctx context.Context, q store.HistoryQuery, cur *store.Resource) ([]*store.Resource, error) {
+	const op = "mongostore.History"
+	var out []*store.Resource
+	skipped := 0
+	for v := cur.VersionID; v >= 1 && len(out) < q.Limit; v-- {
+		r := cur
+		if v != cur.VersionID {
+			var err error
+			if r, err = s.findOne(ctx, op, q.Type+historySuffix, q.Type, historyID(q.ID, v)); err != nil {
 				return nil, err
 			}
-			if r != nil {
-				all = append(all, r)
+			if r == nil {
+				continue
 			}
 		}
-	} else {
-		f := bson.D{{Key: fRID, Value: q.ID}, {Key: fVersion, Value: bson.D{{Key: "$lt", Value: cur.VersionID}}}}
-		rs, err := s.findAll(ctx, q.Type, q.Type+historySuffix, f,
-			options.Find().SetSort(bson.D{{Key: fRID, Value: 1}, {Key: fVersion, Value: -1}}))
-		if err != nil {
-			return nil, err
+		if !q.At.IsZero() && r.LastUpdated.After(q.At) {
+			continue
 		}
-		all = append(all, rs...)
+		if !q.Since.IsZero() && r.LastUpdated.Before(q.Since) {
+			break
+		}
+		inBounds := q.Before.IsZero() || r.LastUpdated.Before(q.Before)
+		if inBounds {
+			if skipped < q.Offset {
+				skipped++
+			} else {
+				out = append(out, r)
+			}
+		}
+		if !q.At.IsZero() {
+			break // the version current at At
+		}
 	}
-	return page(selectVersions(all, q), q), nil
+	slices.SortFunc(out, newestFirst)
+	return out, nil
 }
 
 // typesHistory merges current and history collections of types. Without At

@@ -434,6 +434,12 @@ func testHistoryInstance(t *testing.T, s store.Store) {
 		{store.HistoryQuery{At: at(100)}, []int64{5}},
 		{store.HistoryQuery{At: at(-1)}, []int64{}},
 		{store.HistoryQuery{Since: at(10)}, []int64{}},
+		{store.HistoryQuery{Since: at(1), Limit: 2, Offset: 1}, []int64{4, 3}},
+		{store.HistoryQuery{Before: at(4), Limit: 2, Offset: 1}, []int64{3, 2}},
+		{store.HistoryQuery{Since: at(1), Before: at(4), Offset: 2}, []int64{2}},
+		{store.HistoryQuery{At: at(2), Offset: 1}, []int64{}},
+		{store.HistoryQuery{At: at(3), Before: at(3)}, []int64{}},
+		{store.HistoryQuery{At: at(3), Since: at(3)}, []int64{4}},
 	}
 	for _, c := range cases {
 		c.q.Type, c.q.ID = "Patient", "p1"
