@@ -144,14 +144,14 @@ func CapabilityStatement(in CapabilityInput) []byte {
 	spOut := func(in []SearchParamRef) []sp {
 		out := make([]sp, 0, len(in))
 		for _, p := range in {
-			out = append(out, sp{Name: p.Name, Definition: p.Definition, Type: p.Type, Documentation: p.Documentation})
+			out = append(out, sp(p))
 		}
 		return out
 	}
 	opOut := func(in []OperationRef) []op {
 		out := make([]op, 0, len(in))
 		for _, o := range in {
-			out = append(out, op{Name: o.Name, Definition: o.Definition})
+			out = append(out, op(o))
 		}
 		return out
 	}

@@ -69,7 +69,9 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	if err := s.openStore(ctx); err != nil {
 		return nil, err
 	}
-	c, err := codec.New()
+	// Like most FHIR servers, casefhir does not enforce reference target
+	// types on write (one official R4 example breaks that rule).
+	c, err := codec.NewWithOptions(codec.Options{AllowAnyReferenceType: true})
 	if err != nil {
 		return nil, fmt.Errorf("codec: %v", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/casefhir/casefhir/fhir/codec"
 	"github.com/casefhir/casefhir/fhir/outcome"
 	"github.com/casefhir/casefhir/fhir/store"
+	"github.com/casefhir/casefhir/fhir/validate"
 )
 
 // Write is a resource version about to be stored, as seen by WriteHooks.
@@ -111,6 +112,9 @@ func (h *Handler) decode(body []byte, typ string) (*codec.Parsed, error) {
 	}
 	p, err := h.o.Codec.Decode(body)
 	if err != nil {
+		return nil, err
+	}
+	if err := validate.Resource(p); err != nil {
 		return nil, err
 	}
 	if typ != "" && p.Type != typ {
