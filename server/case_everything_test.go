@@ -9,6 +9,7 @@ import (
 
 	"github.com/casefhir/casefhir/fhir"
 	"github.com/casefhir/casefhir/mapping"
+	"github.com/casefhir/casefhir/server/auth/authtest"
 	"github.com/casefhir/casefhir/server/servertest"
 )
 
@@ -260,5 +261,48 @@ func TestCaseArtefactsPublished(t *testing.T) {
 	wantStatus(t, sr, 200)
 	if got := bundleKeys(sr.JSON()); !slices.Equal(got, []string{"CodeSystem/case-phase"}) {
 		t.Errorf("CodeSystem?url=: %v", got)
+	}
+}
+
+// TestCaseOperationScopes: the case operations respect SMART scopes.
+func TestCaseOperationScopes(t *testing.T) {
+	e := startSMART(t, smartOptions{AuditOff: true}, authtest.Client{ID: "backend"})
+	all := e.prov.Token(t, "backend", "system/*.cruds")
+	do := func(tok, method, path string, body any) *servertest.Response { return e.do(t, tok, method, path, body) }
+	mk := func(res map[string]any) string {
+		r := do(all, "POST", res["resourceType"].(string), res)
+		wantStatus(t, r, 201)
+		return res["resourceType"].(string) + "/" + r.JSON()["id"].(string)
+	}
+	pat := mk(map[string]any{"resourceType": "Patient"})
+	sr := mk(map[string]any{"resourceType": "ServiceRequest", "status": "active", "intent": "order", "subject": caseRef(pat)})
+	open := caseParams(caseParam("referral", "valueReference", caseRef(sr)))
+
+	// $open-case needs create on EpisodeOfCare, CareTeam and Task.
+	r := do(e.prov.Token(t, "backend", "system/EpisodeOfCare.c system/CareTeam.c"), "POST", "EpisodeOfCare/$open-case", open)
+	wantStatus(t, r, 403)
+	r = do(all, "POST", "EpisodeOfCare/$open-case", open)
+	wantStatus(t, r, 201)
+	loc := strings.TrimPrefix(r.Header.Get("Location"), e.s.URL+"/")
+	caseKey := strings.Join(strings.Split(loc, "/")[:2], "/")
+	goal := mk(caseLinked("Goal", strings.TrimPrefix(caseKey, "EpisodeOfCare/"), pat, map[string]any{"lifecycleStatus": "proposed", "description": map[string]any{"text": "x"}}))
+
+	// $transition needs update on EpisodeOfCare.
+	ro := e.prov.Token(t, "backend", "system/EpisodeOfCare.rs system/Goal.rs")
+	wantStatus(t, do(ro, "POST", caseKey+"/$transition", caseParams(caseParam("phase", "valueCoding", casePhaseCoding("assessment")))), 403)
+
+	// $everything and $timeline return only readable types.
+	for _, op := range []string{"$everything", "$timeline"} {
+		r = do(ro, "GET", caseKey+"/"+op, nil)
+		wantStatus(t, r, 200)
+		for _, k := range bundleKeys(r.JSON()) {
+			if !strings.HasPrefix(k, "EpisodeOfCare/") && k != goal {
+				t.Errorf("%s with EpisodeOfCare and Goal scopes returned %s", op, k)
+			}
+		}
+		if !slices.Contains(bundleKeys(r.JSON()), goal) {
+			t.Errorf("%s lacks %s", op, goal)
+		}
+		wantStatus(t, do(e.prov.Token(t, "backend", "system/Goal.rs"), "GET", caseKey+"/"+op, nil), 403)
 	}
 }
