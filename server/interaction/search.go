@@ -55,7 +55,7 @@ func (x *SearchExecutor) maxMatches() int {
 	if x.MaxMatches > 0 {
 		return x.MaxMatches
 	}
-	return 10000
+	return 100000
 }
 
 // Search implements Searcher.
@@ -93,7 +93,7 @@ func (x *SearchExecutor) Search(ctx context.Context, h *Handler, r *Request) (*R
 			return nil, err
 		}
 		tq := q.ForType(typ)
-		found, err := x.matches(ctx, h, r, typ, tq, compartmentOf(r))
+		found, err := x.matches(ctx, h, r, typ, tq, compartmentOf(r), false)
 		if err != nil {
 			return nil, err
 		}
@@ -180,7 +180,11 @@ func owner(r *Request) string {
 
 // matches returns the resources of typ matching q (and the compartment
 // of Patient/pid when pid is set), as index-only records.
-func (x *SearchExecutor) matches(ctx context.Context, h *Handler, r *Request, typ string, q *search.Query, pid string) ([]hit, error) {
+//
+// Only the sort values of each hit are kept, not its whole index, unless
+// keepIndex asks for it (a _has inner search reads references from it):
+// a large result costs little memory.
+func (x *SearchExecutor) matches(ctx context.Context, h *Handler, r *Request, typ string, q *search.Query, pid string, keepIndex bool) ([]hit, error) {
 	if err := x.resolve(ctx, h, r, q, 0); err != nil {
 		return nil, err
 	}
@@ -212,10 +216,20 @@ func (x *SearchExecutor) matches(ctx context.Context, h *Handler, r *Request, ty
 		if pid != "" && !(typ == "Patient" && res.ID == pid) && !search.InCompartment(res.Index, pid) {
 			continue
 		}
-		if !h.visible(r, ActionSearch, res) || !restrictionsMatch(restr, res.Index) {
+		if !inCompartment(r, ActionSearch, res) || !restrictionsMatch(restr, res.Index) {
 			continue
 		}
-		out = append(out, hit{typ: typ, id: res.ID, index: res.Index})
+		ht := hit{typ: typ, id: res.ID}
+		if keepIndex {
+			ht.index = res.Index
+		}
+		if len(q.Sort) > 0 {
+			ht.sortVals = make([]any, len(q.Sort))
+			for k := range q.Sort {
+				ht.sortVals[k] = q.SortValue(res.Index, k)
+			}
+		}
+		out = append(out, ht)
 		if len(out) > x.maxMatches() {
 			return nil, outcome.New(outcome.TooCostly, "the search matches too many resources; narrow it").WithStatus(http.StatusForbidden)
 		}
@@ -245,6 +259,18 @@ func (x *SearchExecutor) restrictions(r *Request, typ string) ([]*search.Query, 
 	return out, nil
 }
 
+// MatchRestrictions implements RestrictionMatcher: index matches at least
+// one of the sets (a set that cannot be evaluated matches nothing).
+func (x *SearchExecutor) MatchRestrictions(typ string, sets []url.Values, index map[string]any) bool {
+	for _, v := range sets {
+		q, err := x.Registry.Parse(typ, v, false)
+		if err == nil && q.Matches(index) {
+			return true
+		}
+	}
+	return false
+}
+
 func restrictionsMatch(rs []*search.Query, index map[string]any) bool {
 	if len(rs) == 0 {
 		return true
@@ -268,7 +294,12 @@ func (x *SearchExecutor) resolve(ctx context.Context, h *Handler, r *Request, q 
 		}
 		for _, inner := range inners {
 			inner.Base = q.Base
-			found, err := x.matches(ctx, h, r, inner.Type, inner, "")
+			// A chain or _has runs a search of the inner type: it needs
+			// the scope to search it, and sees only what that allows.
+			if err := allow(r, ActionSearch, inner.Type); err != nil {
+				return err
+			}
+			found, err := x.matches(ctx, h, r, inner.Type, inner, "", c.Has != nil)
 			if err != nil {
 				return err
 			}
@@ -292,14 +323,6 @@ func (x *SearchExecutor) resolve(ctx context.Context, h *Handler, r *Request, q 
 // sortHits orders hits by the query's _sort keys (missing values last),
 // then by type and id, so the order is total and repeatable.
 func sortHits(q *search.Query, hits []hit) {
-	if len(q.Sort) > 0 {
-		for i := range hits {
-			hits[i].sortVals = make([]any, len(q.Sort))
-			for k := range q.Sort {
-				hits[i].sortVals[k] = q.SortValue(hits[i].index, k)
-			}
-		}
-	}
 	sort.SliceStable(hits, func(i, j int) bool {
 		for k, key := range q.Sort {
 			a, b := hits[i].sortVals[k], hits[j].sortVals[k]
@@ -401,10 +424,17 @@ func (x *SearchExecutor) render(ctx context.Context, h *Handler, r *Request, q *
 	}
 	seen := map[string]bool{}
 	var matched []*store.Resource
+	pv := x.pageVisibility(r)
 	for _, k := range keys {
 		res := page[k]
 		if res == nil {
 			continue // deleted since the snapshot
+		}
+		if !pv(h, res) {
+			// The snapshot may come from another token of the same
+			// subject, or the resource changed since: the page shows only
+			// what the current caller may search.
+			continue
 		}
 		seen[k] = true
 		matched = append(matched, res)
@@ -541,7 +571,7 @@ func (x *SearchExecutor) includes(ctx context.Context, h *Handler, r *Request, q
 			return nil, err
 		}
 		for _, k := range keys {
-			if res := got[k]; res != nil && x.includeVisible(r, res) {
+			if res := got[k]; res != nil && x.includeVisible(h, r, res) {
 				seen[k] = true
 				next = append(next, res)
 			}
@@ -568,7 +598,7 @@ func (x *SearchExecutor) includes(ctx context.Context, h *Handler, r *Request, q
 				continue
 			}
 			err := x.find(ctx, h, inc.Source, store.In(p.Key()+".r", targets...), func(res *store.Resource) {
-				if k := res.Key(); !seen[k] && x.includeVisible(r, res) {
+				if k := res.Key(); !seen[k] && x.includeVisible(h, r, res) {
 					seen[k] = true
 					next = append(next, res)
 				}
@@ -583,16 +613,39 @@ func (x *SearchExecutor) includes(ctx context.Context, h *Handler, r *Request, q
 	return out, nil
 }
 
-func (x *SearchExecutor) includeVisible(r *Request, res *store.Resource) bool {
+// includeVisible reports whether an _include/_revinclude target may be
+// returned: read scope on its type, compartment and granular restrictions.
+func (x *SearchExecutor) includeVisible(h *Handler, r *Request, res *store.Resource) bool {
 	if r.Access == nil {
 		return true
 	}
-	return r.Access.Allow(ActionRead, res.Type) == nil && visibleFor(r, res)
+	return r.Access.Allow(ActionRead, res.Type) == nil && h.visible(r, ActionRead, res)
 }
 
-func visibleFor(r *Request, res *store.Resource) bool {
-	pid, bounded := r.Access.Compartment(ActionRead, res.Type)
-	return !bounded || InPatientCompartment(res, pid)
+// pageVisibility returns the check a page's matches pass: the caller may
+// search the type, and the resource lies in its compartment and matches
+// its restrictions (parsed once per type).
+func (x *SearchExecutor) pageVisibility(r *Request) func(h *Handler, res *store.Resource) bool {
+	if r.Access == nil {
+		return func(*Handler, *store.Resource) bool { return true }
+	}
+	type verdict struct {
+		ok    bool
+		restr []*search.Query
+	}
+	byType := map[string]*verdict{}
+	return func(h *Handler, res *store.Resource) bool {
+		v := byType[res.Type]
+		if v == nil {
+			v = &verdict{ok: r.Access.Allow(ActionSearch, res.Type) == nil}
+			if v.ok {
+				restr, err := x.restrictions(r, res.Type)
+				v.ok, v.restr = err == nil, restr
+			}
+			byType[res.Type] = v
+		}
+		return v.ok && inCompartment(r, ActionSearch, res) && restrictionsMatch(v.restr, res.Index)
+	}
 }
 
 // Resolve implements Resolver for conditional interactions: the current
@@ -608,7 +661,7 @@ func (x *SearchExecutor) Resolve(ctx context.Context, typ string, query url.Valu
 	}
 	h := &Handler{o: Options{Store: x.Store}}
 	r := &Request{Access: access}
-	hits, err := x.matches(ctx, h, r, typ, q, "")
+	hits, err := x.matches(ctx, h, r, typ, q, "", false)
 	if err != nil {
 		return nil, err
 	}
