@@ -152,6 +152,7 @@ func (s *Server) ServeListener(ctx context.Context, ln net.Listener) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- s.httpSrv.Serve(ln) }()
+	go s.sweepSnapshots(ctx)
 	s.log.Info("casefhir listening", "addr", ln.Addr().String(), "base_url", s.cfg.BaseURL, "auth", s.cfg.Auth)
 	select {
 	case err := <-errc:
@@ -273,4 +274,23 @@ func (s *Server) fhirRequest(c *gin.Context, path string) (*interaction.Request,
 	}
 	return &interaction.Request{Route: route, Method: c.Request.Method, Query: q, Header: hdr, Body: body,
 		BaseURL: s.cfg.BaseURL}, nil
+}
+
+// sweepSnapshots deletes expired search paging snapshots every few
+// minutes until ctx ends.
+func (s *Server) sweepSnapshots(ctx context.Context) {
+	t := time.NewTicker(5 * time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if n, err := interaction.SweepSnapshots(ctx, s.store, interaction.SnapshotRetention, time.Now()); err != nil && ctx.Err() == nil {
+			s.log.WarnContext(ctx, "search snapshot sweep failed", "error", outcome.As(err).Error())
+		} else if n > 0 {
+			s.log.DebugContext(ctx, "search snapshots expired", "removed", n)
+		}
+	}
 }
