@@ -274,6 +274,29 @@ func TestExportLevelsAndFilters(t *testing.T) {
 		wantExactlyOnce(t, got, []string{"EpisodeOfCare/e1", "CareTeam/ct1", "CarePlan/cp1", "Encounter/enc1"})
 	})
 
+	t.Run("group members that are not patients go to the error file", func(t *testing.T) {
+		r := s.Do(t, http.MethodPut, "Group/g2", `{"resourceType":"Group","id":"g2","type":"person","actual":true,"member":[{"entity":{"reference":"Patient/p3"}},{"entity":{"reference":"Practitioner/x"}}]}`)
+		if r.Status != http.StatusCreated {
+			t.Fatalf("Group g2: %d %s", r.Status, r.Body)
+		}
+		got, m := exportRun(t, s, http.MethodGet, "Group/g2/$export?_type=Patient,Observation,Condition,Coverage", nil)
+		wantExactlyOnce(t, got, []string{"Patient/p3", "Observation/o3", "Condition/c3", "Coverage/cov3"})
+		errs, _ := m["error"].([]any)
+		if len(errs) != 1 {
+			t.Fatalf("error files: %v", m["error"])
+		}
+		e := errs[0].(map[string]any)
+		if e["type"] != "OperationOutcome" {
+			t.Errorf("error file type %v", e["type"])
+		}
+		r = s.Do(t, http.MethodGet, e["url"].(string), nil)
+		wantStatus(t, r, http.StatusOK)
+		var oo map[string]any
+		if err := json.Unmarshal(bytes.TrimSpace(r.Body), &oo); err != nil || oo["resourceType"] != "OperationOutcome" {
+			t.Errorf("error file: %s", r.Body)
+		}
+	})
+
 	t.Run("_since", func(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 		since := time.Now().UTC()

@@ -97,12 +97,16 @@ func (s *Service) Kickoff(ctx context.Context, h *interaction.Handler, r *intera
 	if err := s.checkAccess(&spec, r.Access); err != nil {
 		return nil, err
 	}
-	if err := s.resolveTarget(ctx, &spec, r, params["patient"]); err != nil {
+	issues, err := s.resolveTarget(ctx, &spec, r, params["patient"])
+	if err != nil {
 		return nil, err
 	}
 	spec.Request = requestURL(r, params)
 
 	st := &State{Spec: spec}
+	for _, i := range issues {
+		st.addIssue(i)
+	}
 	now := s.now()
 	j := &store.Job{ID: interaction.NewUUID(), Kind: JobKind, Owner: Owner(r.Access), Status: StatusAccepted,
 		Created: now, Updated: now}
@@ -284,17 +288,18 @@ func (s *Service) checkAccess(spec *Spec, a interaction.Access) error {
 
 // resolveTarget checks the Group or EpisodeOfCare exists and is visible to
 // the caller, and records the group's members, the patient parameter and
-// the episode's care teams.
-func (s *Service) resolveTarget(ctx context.Context, spec *Spec, r *interaction.Request, patients []string) error {
+// the episode's care teams. Group members that are not Patients are
+// skipped and reported as issues for the error file.
+func (s *Service) resolveTarget(ctx context.Context, spec *Spec, r *interaction.Request, patients []string) ([]Issue, error) {
 	for _, p := range patients {
 		id, ok := patientRef(p, r.BaseURL)
 		if !ok {
-			return outcome.New(outcome.Invalid, "the patient parameter must reference a Patient").WithDiagnostics("invalid patient " + p)
+			return nil, outcome.New(outcome.Invalid, "the patient parameter must reference a Patient").WithDiagnostics("invalid patient " + p)
 		}
 		spec.Patients = appendUnique(spec.Patients, id)
 	}
 	if len(patients) > 0 && spec.Level != LevelPatient && spec.Level != LevelGroup {
-		return outcome.New(outcome.NotSupported, "the patient parameter is supported at Patient and Group level").
+		return nil, outcome.New(outcome.NotSupported, "the patient parameter is supported at Patient and Group level").
 			WithStatus(http.StatusBadRequest)
 	}
 	var typ string
@@ -304,19 +309,19 @@ func (s *Service) resolveTarget(ctx context.Context, spec *Spec, r *interaction.
 	case LevelEpisode:
 		typ = "EpisodeOfCare"
 	default:
-		return nil
+		return nil, nil
 	}
 	if r.Access != nil {
 		if err := r.Access.Allow(interaction.ActionRead, typ); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	res, err := s.o.Store.Read(ctx, typ, spec.ID)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if res.Deleted || !visible(r.Access, res) {
-		return outcome.New(outcome.NotFound, "resource not found").WithDiagnostics(typ + "/" + spec.ID + " is not known")
+		return nil, outcome.New(outcome.NotFound, "resource not found").WithDiagnostics(typ + "/" + spec.ID + " is not known")
 	}
 	if typ == "EpisodeOfCare" {
 		for _, ref := range search.LocalRefs(res.Index, "team") {
@@ -324,7 +329,7 @@ func (s *Service) resolveTarget(ctx context.Context, spec *Spec, r *interaction.
 				spec.Teams = appendUnique(spec.Teams, id)
 			}
 		}
-		return nil
+		return nil, nil
 	}
 	var g struct {
 		Member []struct {
@@ -335,16 +340,21 @@ func (s *Service) resolveTarget(ctx context.Context, spec *Spec, r *interaction.
 		} `json:"member"`
 	}
 	if err := json.Unmarshal(res.JSON, &g); err != nil {
-		return outcome.Wrap(err, outcome.Exception, "bulk.resolveTarget", "stored Group is unreadable")
+		return nil, outcome.Wrap(err, outcome.Exception, "bulk.resolveTarget", "stored Group is unreadable")
 	}
 	var members []string
+	var issues []Issue
 	for _, m := range g.Member {
 		if m.Inactive {
 			continue
 		}
 		if id, ok := patientRef(m.Entity.Reference, r.BaseURL); ok {
 			members = appendUnique(members, id)
+			continue
 		}
+		issues = append(issues, Issue{Code: string(outcome.NotSupported), Severity: string(outcome.Warning),
+			Detail:      "a Group member that is not a Patient reference was skipped",
+			Diagnostics: "skipped member " + m.Entity.Reference})
 	}
 	if len(spec.Patients) > 0 { // the patient parameter narrows the group
 		var keep []string
@@ -359,7 +369,7 @@ func (s *Service) resolveTarget(ctx context.Context, spec *Spec, r *interaction.
 	if spec.Patients == nil {
 		spec.Patients = []string{}
 	}
-	return nil
+	return issues, nil
 }
 
 // visible reports whether res lies within a bounded caller's compartment.
