@@ -131,6 +131,13 @@ func TestCaseEverything(t *testing.T) {
 		t.Errorf("paged %v\nwant  %v", paged, keys)
 	}
 
+	// _count=0: the total only.
+	r = s.Do(t, "GET", "EpisodeOfCare/"+id+"/$everything?_count=0", nil)
+	wantStatus(t, r, 200)
+	if m := r.JSON(); len(bundleKeys(m)) != 0 || bundleLink(m, "next") != "" || int(m["total"].(float64)) != len(keys) {
+		t.Errorf("_count=0: %s", r.Body)
+	}
+
 	wantStatus(t, s.Do(t, "GET", "EpisodeOfCare/nope/$everything", nil), 404)
 	wantStatus(t, s.Do(t, "GET", "EpisodeOfCare/"+id+"/$everything?_type=Nope", nil), 400)
 }
@@ -233,12 +240,16 @@ func TestCaseArtefactsPublished(t *testing.T) {
 	// The CapabilityStatement lists the operations with their definitions.
 	capb := s.Do(t, "GET", "metadata", nil)
 	wantStatus(t, capb, 200)
-	var ops []string
+	var ops, params []string
 	for _, rest := range caseList(capb.JSON()["rest"]) {
 		for _, res := range caseList(rest.(map[string]any)["resource"]) {
 			rm := res.(map[string]any)
 			if rm["type"] != "EpisodeOfCare" {
 				continue
+			}
+			for _, sp := range caseList(rm["searchParam"]) {
+				spm := sp.(map[string]any)
+				params = append(params, spm["name"].(string)+" "+spm["definition"].(string))
 			}
 			for _, o := range caseList(rm["operation"]) {
 				om := o.(map[string]any)
@@ -250,6 +261,13 @@ func TestCaseArtefactsPublished(t *testing.T) {
 		want := n + " " + mapping.Base + "/OperationDefinition/EpisodeOfCare-" + n
 		if !slices.Contains(ops, want) {
 			t.Errorf("CapabilityStatement EpisodeOfCare operations %v lack %q", ops, want)
+		}
+	}
+
+	for _, n := range []string{"phase", "team"} {
+		want := n + " " + mapping.Base + "/SearchParameter/EpisodeOfCare-" + n
+		if !slices.Contains(params, want) {
+			t.Errorf("CapabilityStatement EpisodeOfCare search parameters lack %q", want)
 		}
 	}
 

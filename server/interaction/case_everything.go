@@ -269,10 +269,10 @@ func (c *CaseRules) Everything(ctx context.Context, h *Handler, r *Request) (*Re
 	links := []Link{{Relation: "self", URL: link(q.skip)}}
 	start := min(q.skip, len(items))
 	end := min(start+q.count, len(items))
-	if q.skip > 0 {
+	if q.skip > 0 && q.count > 0 {
 		links = append(links, Link{Relation: "previous", URL: link(max(0, q.skip-q.count))})
 	}
-	if end < len(items) {
+	if q.count > 0 && end < len(items) {
 		links = append(links, Link{Relation: "next", URL: link(end)})
 	}
 	bw := NewBundleWriter("searchset", NewUUID(), fhir.FormatInstant(h.o.Now().UTC()), len(items), links)
