@@ -21,7 +21,6 @@ type accessor interface {
 // openAccess builds the accessor for the configured auth mode.
 func (s *Server) openAccess(ctx context.Context) error {
 	if s.cfg.Auth == AuthOff {
-		s.log.Warn("authentication is OFF: every request is allowed everything (loopback only)")
 		s.access = offAccess{}
 		return nil
 	}
@@ -73,7 +72,14 @@ func (pa principalAccess) Allow(a interaction.Action, typ string) error {
 
 func (pa principalAccess) Compartment(a interaction.Action, typ string) (string, bool) {
 	g, err := pa.p.Allow(authAction(a), typ)
-	if err != nil || g.Patient == "" {
+	if err != nil {
+		// Not allowed at all: a token with a patient context stays bound
+		// to it (callers that look without checking Allow first, e.g. a
+		// conditional create's match with a create-only scope, must not
+		// see other patients' resources).
+		return pa.p.Patient, pa.p.Patient != ""
+	}
+	if g.Patient == "" {
 		return "", false
 	}
 	return g.Patient, true

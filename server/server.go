@@ -154,6 +154,9 @@ func (s *Server) ServeListener(ctx context.Context, ln net.Listener) error {
 	go func() { errc <- s.httpSrv.Serve(ln) }()
 	go s.sweepSnapshots(ctx)
 	s.log.Info("casefhir listening", "addr", ln.Addr().String(), "base_url", s.cfg.BaseURL, "auth", s.cfg.Auth)
+	if s.cfg.Auth == AuthOff {
+		s.log.Warn("authentication is OFF: every request is allowed everything (loopback only)")
+	}
 	select {
 	case err := <-errc:
 		return err
