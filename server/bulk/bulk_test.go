@@ -158,7 +158,7 @@ func TestScopesAndOwnership(t *testing.T) {
 	insurer := fakeAccess{subject: "insurer", types: []string{"Patient", "Observation"}}
 
 	// A _type the caller may not read is refused at kick-off.
-	if _, err := e.kickoff(t, insurer, "", "", "_type=Patient,Condition"); outcome.StatusOf(err) != http.StatusForbidden {
+	if _, err := e.kickoff(t, insurer, "", "", "_type=Patient,Condition"); statusOf(err) != http.StatusForbidden {
 		t.Fatalf("kick-off with Condition not allowed: %v, want 403", err)
 	}
 	// Without _type, only the readable types are exported.
@@ -184,20 +184,20 @@ func TestScopesAndOwnership(t *testing.T) {
 
 	// Another client sees neither the status nor the files.
 	other := fakeAccess{subject: "someone-else", types: []string{"*"}}
-	if _, err := e.svc.Status(context.Background(), id, base, other); outcome.StatusOf(err) != http.StatusForbidden {
+	if _, err := e.svc.Status(context.Background(), id, base, other); statusOf(err) != http.StatusForbidden {
 		t.Errorf("status by another client: %v, want 403", err)
 	}
 	name := m.Output[0].URL[strings.LastIndex(m.Output[0].URL, "/")+1:]
-	if _, err := e.svc.File(context.Background(), id, name, other); outcome.StatusOf(err) != http.StatusForbidden {
+	if _, err := e.svc.File(context.Background(), id, name, other); statusOf(err) != http.StatusForbidden {
 		t.Errorf("file by another client: %v, want 403", err)
 	}
-	if _, err := e.svc.File(context.Background(), id, name, nil); outcome.StatusOf(err) != http.StatusForbidden {
+	if _, err := e.svc.File(context.Background(), id, name, nil); statusOf(err) != http.StatusForbidden {
 		t.Errorf("file without a principal: %v, want 403", err)
 	}
-	if _, err := e.svc.File(context.Background(), id, "../../etc/passwd", insurer); outcome.StatusOf(err) != http.StatusNotFound {
+	if _, err := e.svc.File(context.Background(), id, "../../etc/passwd", insurer); statusOf(err) != http.StatusNotFound {
 		t.Errorf("path traversal: %v, want 404", err)
 	}
-	if _, err := e.svc.Cancel(context.Background(), id, other); outcome.StatusOf(err) != http.StatusForbidden {
+	if _, err := e.svc.Cancel(context.Background(), id, other); statusOf(err) != http.StatusForbidden {
 		t.Errorf("cancel by another client: %v, want 403", err)
 	}
 }
@@ -261,7 +261,7 @@ func TestCancelRemovesFiles(t *testing.T) {
 	if _, err := e.svc.Cancel(context.Background(), id, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.svc.Status(context.Background(), id, base, nil); outcome.StatusOf(err) != http.StatusNotFound {
+	if _, err := e.svc.Status(context.Background(), id, base, nil); statusOf(err) != http.StatusNotFound {
 		t.Fatalf("status after cancel: %v", err)
 	}
 	time.Sleep(300 * time.Millisecond)
@@ -291,10 +291,67 @@ func TestSweepAfterRetention(t *testing.T) {
 	if err := e.svc.Sweep(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.svc.Status(context.Background(), id, base, nil); outcome.StatusOf(err) != http.StatusNotFound {
+	if _, err := e.svc.Status(context.Background(), id, base, nil); statusOf(err) != http.StatusNotFound {
 		t.Fatalf("status after retention: %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(e.dir, id)); !os.IsNotExist(err) {
 		t.Fatalf("files remain after retention: %v", err)
 	}
+}
+
+// putJob stores a job record as a process that died mid-run left it.
+func putJob(t *testing.T, e *env, st bulk.State) string {
+	t.Helper()
+	data, err := json.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	j := &store.Job{ID: interaction.NewUUID(), Kind: bulk.JobKind, Status: bulk.StatusRunning, Created: now, Updated: now,
+		LeaseOwner: "a-process-that-died", LeaseUntil: now.Add(time.Hour), Data: data}
+	if err := e.svc.Jobs().CreateJob(context.Background(), j); err != nil {
+		t.Fatal(err)
+	}
+	return j.ID
+}
+
+func TestCrashedJobIsResumedOrFailed(t *testing.T) {
+	e := newEnv(t, 300, bulk.Options{MaxAttempts: 2})
+	spec := bulk.Spec{Level: bulk.LevelSystem, BaseURL: base, Request: base + "/$export",
+		TransactionTime: time.Now().UTC().Truncate(time.Millisecond)}
+
+	// Interrupted once: resumed (its lease is not expired, but no other
+	// process uses this store) and completed, every resource once.
+	id := putJob(t, e, bulk.State{Spec: spec, Attempts: 1})
+	got := e.read(t, id, e.wait(t, id, nil), nil)
+	for _, k := range e.keys {
+		if got[k] != 1 {
+			t.Errorf("%s exported %d times", k, got[k])
+		}
+	}
+	if len(got) != len(e.keys) {
+		t.Errorf("exported %d resources, seeded %d", len(got), len(e.keys))
+	}
+
+	// Interrupted as often as allowed: marked failed, reported as a 500.
+	id = putJob(t, e, bulk.State{Spec: spec, Attempts: 2})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		_, err := e.svc.Status(context.Background(), id, base, nil)
+		if statusOf(err) == http.StatusInternalServerError {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job not failed: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// statusOf is the HTTP status of err (0 for nil).
+func statusOf(err error) int {
+	if err == nil {
+		return 0
+	}
+	return outcome.StatusOf(err)
 }

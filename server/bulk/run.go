@@ -286,10 +286,14 @@ func (r *runner) save(ctx context.Context) error {
 }
 
 // release gives the job back (best effort) so that the next process
-// resumes it without waiting for the lease to lapse.
+// resumes it without waiting for the lease to lapse. A graceful stop does
+// not count against MaxAttempts; only runs that ended without a word do.
 func (r *runner) release() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	if r.st.Attempts > 0 {
+		r.st.Attempts--
+	}
 	if err := encodeState(r.j, r.st); err != nil {
 		return
 	}

@@ -156,6 +156,9 @@ func (s *Service) Close(context.Context) error {
 	return nil
 }
 
+// Jobs returns the job store.
+func (s *Service) Jobs() store.JobStore { return s.o.Jobs }
+
 func (s *Service) now() time.Time { return s.o.Now().UTC().Truncate(time.Millisecond) }
 
 // jobDir is the output directory of a job.
