@@ -118,6 +118,10 @@ func (c *CaseRules) prepareUpdate(ctx context.Context, h *Handler, r *Request, t
 	if err != nil {
 		return nil, err
 	}
+	if !h.visible(r, ActionUpdate, prev) {
+		return nil, outcome.New(outcome.Forbidden, "the cascade would change a resource outside the patient compartment the access token is bound to").
+			WithDiagnostics(typ + "/" + id)
+	}
 	body, err := mapping.Encode(m)
 	if err != nil {
 		return nil, err

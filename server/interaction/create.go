@@ -131,5 +131,8 @@ func (h *Handler) checkStoredCompartment(r *Request, a Action, res *store.Resour
 	if pid, bounded := r.Access.Compartment(a, res.Type); bounded && !InPatientCompartment(res, pid) {
 		return outcome.New(outcome.Forbidden, "the resource would lie outside the patient compartment the access token is bound to")
 	}
+	if !h.matchesRestrictions(r, a, res) {
+		return outcome.New(outcome.Forbidden, "the resource would not match the granular restrictions of the access token's scopes")
+	}
 	return nil
 }

@@ -83,7 +83,7 @@ func (h *Handler) History(ctx context.Context, r *Request) (*Response, error) {
 	}
 	bw := NewBundleWriter("history", NewUUID(), fhir.FormatInstant(h.o.Now()), -1, links)
 	for _, v := range versions {
-		if r.Kind != KindHistoryInstance && !h.historyVisible(r, v) {
+		if !h.historyVisible(r, v) {
 			continue
 		}
 		e := Entry{FullURL: r.BaseURL + "/" + v.Type + "/" + v.ID}
@@ -122,8 +122,10 @@ func (h *Handler) historyVisible(r *Request, v *store.Resource) bool {
 	}
 	if v.Deleted {
 		_, bounded := r.Access.Compartment(ActionRead, v.Type)
-		return !bounded
+		return !bounded && len(r.Access.Restrictions(ActionRead, v.Type)) == 0
 	}
+	// Every version is judged on its own: one from when the resource lay
+	// in another patient's compartment is not shown.
 	return h.visible(r, ActionRead, v)
 }
 

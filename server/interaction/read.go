@@ -3,6 +3,7 @@ package interaction
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -41,8 +42,15 @@ func (h *Handler) readVisible(ctx context.Context, r *Request, typ, id string) (
 	return res, nil
 }
 
-// visible reports whether res lies within the caller's compartment for a.
+// visible reports whether res lies within the caller's compartment for a
+// and matches the caller's granular scope restrictions for a on its type.
 func (h *Handler) visible(r *Request, a Action, res *store.Resource) bool {
+	return inCompartment(r, a, res) && h.matchesRestrictions(r, a, res)
+}
+
+// inCompartment reports whether res lies within the caller's compartment
+// for a (always, for a caller not bounded to a patient).
+func inCompartment(r *Request, a Action, res *store.Resource) bool {
 	if r.Access == nil {
 		return true
 	}
@@ -51,6 +59,36 @@ func (h *Handler) visible(r *Request, a Action, res *store.Resource) bool {
 		return true
 	}
 	return InPatientCompartment(res, pid)
+}
+
+// RestrictionMatcher evaluates granular scope restrictions (sets of search
+// parameters, OR-ed) against a resource's index values. The search
+// executor implements it.
+type RestrictionMatcher interface {
+	MatchRestrictions(typ string, sets []url.Values, index map[string]any) bool
+}
+
+// matchesRestrictions reports whether res matches the caller's granular
+// scope restrictions for a on its type. A tombstone (no index) matches no
+// restriction; without a matcher restrictions match nothing.
+func (h *Handler) matchesRestrictions(r *Request, a Action, res *store.Resource) bool {
+	if r.Access == nil {
+		return true
+	}
+	sets := r.Access.Restrictions(a, res.Type)
+	if len(sets) == 0 {
+		return true
+	}
+	var m RestrictionMatcher
+	if x, ok := h.o.Search.(RestrictionMatcher); ok {
+		m = x
+	} else if x, ok := h.o.Resolver.(RestrictionMatcher); ok {
+		m = x
+	}
+	if m == nil || res.Deleted || res.Index == nil {
+		return false
+	}
+	return m.MatchRestrictions(res.Type, sets, res.Index)
 }
 
 // InPatientCompartment reports whether res belongs to Patient/pid's

@@ -87,8 +87,8 @@ func (x *SearchExecutor) Search(ctx context.Context, h *Handler, r *Request) (*R
 	var hits []hit
 	for _, typ := range types {
 		if err := allow(r, ActionSearch, typ); err != nil {
-			if r.Kind == KindSearchSystem && len(q.Types) == 0 {
-				continue // whole-system search: only the types the caller may search
+			if r.Kind == KindSearchSystem && len(q.Types) == 0 || r.Kind == KindSearchCompartment && r.Compartment == "*" {
+				continue // whole-system or whole-compartment search: only the types the caller may search
 			}
 			return nil, err
 		}

@@ -26,5 +26,10 @@ func (h *Handler) VRead(ctx context.Context, r *Request) (*Response, error) {
 	if res.Deleted {
 		return nil, deletedError(res)
 	}
+	// ... and on the version asked for: a version from when the resource
+	// lay outside the compartment (or scope restrictions) is not shown.
+	if !h.visible(r, ActionRead, res) {
+		return nil, outcome.New(outcome.NotFound, "version not found").WithDiagnostics("no version " + r.Version)
+	}
 	return h.resourceResponse(r, res)
 }

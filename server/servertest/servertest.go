@@ -22,6 +22,10 @@ type Options struct {
 	Config server.Config
 	// DataDir reuses a data directory (e.g. to restart on the same data).
 	DataDir string
+	// Listener, when set, is the listener to serve on (so that the base
+	// URL, e.g. the access-token audience, is known before Start); Start
+	// takes it over and closes it on Stop. Default: a new loopback listener.
+	Listener net.Listener
 }
 
 // Server is a running test server.
@@ -41,9 +45,12 @@ type Server struct {
 // (or the given data dir). It stops when the test ends.
 func Start(t testing.TB, o Options) *Server {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	ln := o.Listener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
 	}
 	cfg := o.Config
 	cfg.Addr = ln.Addr().String()
