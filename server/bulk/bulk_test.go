@@ -16,6 +16,7 @@ import (
 	"github.com/casefhir/casefhir/fhir/outcome"
 	"github.com/casefhir/casefhir/fhir/search"
 	"github.com/casefhir/casefhir/fhir/store"
+	"github.com/casefhir/casefhir/server/auth"
 	"github.com/casefhir/casefhir/server/bulk"
 	"github.com/casefhir/casefhir/server/bulk/bulkbench"
 	"github.com/casefhir/casefhir/server/interaction"
@@ -354,4 +355,27 @@ func statusOf(err error) int {
 		return 0
 	}
 	return outcome.StatusOf(err)
+}
+
+// principalAccess is an Access exposing a SMART principal, like the server's.
+type principalAccess struct {
+	fakeAccess
+	p *auth.Principal
+}
+
+func (a principalAccess) Principal() *auth.Principal { return a.p }
+
+func TestOwner(t *testing.T) {
+	all := fakeAccess{types: []string{"*"}}
+	a := principalAccess{all, &auth.Principal{ClientID: "insurer-a", Subject: "insurer-a"}}
+	b := principalAccess{all, &auth.Principal{ClientID: "insurer-b", Subject: "insurer-a"}}
+	if bulk.Owner(a) == bulk.Owner(b) {
+		t.Error("two clients share an owner")
+	}
+	if bulk.Owner(a) != bulk.Owner(principalAccess{all, &auth.Principal{ClientID: "insurer-a", Subject: "insurer-a"}}) {
+		t.Error("the same client with a new token is another owner")
+	}
+	if bulk.Owner(nil) != "" || bulk.Owner(principalAccess{all, auth.Unrestricted()}) != "" {
+		t.Error("auth off must own jobs as anyone")
+	}
 }
