@@ -192,32 +192,39 @@ type caseWritePath struct {
 	write func(t *testing.T, s *servertest.Server, key string, old, next map[string]any) *servertest.Response
 }
 
-var caseUpdatePaths = []caseWritePath{
-	{"PUT", func(t *testing.T, s *servertest.Server, key string, _, next map[string]any) *servertest.Response {
-		return s.Do(t, "PUT", key, next)
-	}},
-	{"PATCH", func(t *testing.T, s *servertest.Server, key string, old, next map[string]any) *servertest.Response {
-		return s.Do(t, "PATCH", key, caseJSONPatch(old, next), "Content-Type", "application/json-patch+json")
-	}},
-	{"transaction", func(t *testing.T, s *servertest.Server, key string, _, next map[string]any) *servertest.Response {
-		return caseUnwrapTx(t, s.Do(t, "POST", "", caseBundle("transaction", caseTxEntry("PUT", key, next))))
-	}},
+// caseUpdatePaths are the ways to update a resource.
+func caseUpdatePaths() []caseWritePath {
+	return []caseWritePath{
+		{"PUT", func(t *testing.T, s *servertest.Server, key string, _, next map[string]any) *servertest.Response {
+			return s.Do(t, "PUT", key, next)
+		}},
+		{"PATCH", func(t *testing.T, s *servertest.Server, key string, old, next map[string]any) *servertest.Response {
+			return s.Do(t, "PATCH", key, caseJSONPatch(old, next), "Content-Type", "application/json-patch+json")
+		}},
+		{"transaction", func(t *testing.T, s *servertest.Server, key string, _, next map[string]any) *servertest.Response {
+			return caseUnwrapTx(t, s.Do(t, "POST", "", caseBundle("transaction", caseTxEntry("PUT", key, next))))
+		}},
+	}
 }
 
-// caseCreatePaths create a resource one way.
-var caseCreatePaths = []struct {
+type caseCreatePath struct {
 	name   string
 	create func(t *testing.T, s *servertest.Server, res map[string]any) *servertest.Response
-}{
-	{"POST", func(t *testing.T, s *servertest.Server, res map[string]any) *servertest.Response {
-		return s.Do(t, "POST", res["resourceType"].(string), res)
-	}},
-	{"transaction", func(t *testing.T, s *servertest.Server, res map[string]any) *servertest.Response {
-		return caseUnwrapTx(t, s.Do(t, "POST", "", caseBundle("transaction", caseTxEntry("POST", res["resourceType"].(string), res))))
-	}},
-	{"batch", func(t *testing.T, s *servertest.Server, res map[string]any) *servertest.Response {
-		return caseUnwrapBatch(t, s.Do(t, "POST", "", caseBundle("batch", caseTxEntry("POST", res["resourceType"].(string), res))))
-	}},
+}
+
+// caseCreatePaths are the ways to create a resource.
+func caseCreatePaths() []caseCreatePath {
+	return []caseCreatePath{
+		{"POST", func(t *testing.T, s *servertest.Server, res map[string]any) *servertest.Response {
+			return s.Do(t, "POST", res["resourceType"].(string), res)
+		}},
+		{"transaction", func(t *testing.T, s *servertest.Server, res map[string]any) *servertest.Response {
+			return caseUnwrapTx(t, s.Do(t, "POST", "", caseBundle("transaction", caseTxEntry("POST", res["resourceType"].(string), res))))
+		}},
+		{"batch", func(t *testing.T, s *servertest.Server, res map[string]any) *servertest.Response {
+			return caseUnwrapBatch(t, s.Do(t, "POST", "", caseBundle("batch", caseTxEntry("POST", res["resourceType"].(string), res))))
+		}},
+	}
 }
 
 func caseBundle(typ string, entries ...map[string]any) map[string]any {

@@ -115,7 +115,7 @@ func TestCaseRulesOnEveryWritePath(t *testing.T) {
 			rule:   mapping.RuleManaged},
 	}
 	for _, sc := range scenarios {
-		paths := append([]caseWritePath(nil), caseUpdatePaths...)
+		paths := append([]caseWritePath(nil), caseUpdatePaths()...)
 		if sc.transition != nil {
 			tr := sc.transition
 			paths = append(paths, caseWritePath{"$transition", func(t *testing.T, _ *servertest.Server, key string, _, _ map[string]any) *servertest.Response {
@@ -166,7 +166,7 @@ func TestCaseLinkedRulesOnEveryWritePath(t *testing.T) {
 			"subject": caseRef(f.other), "episodeOfCare": []any{caseRef("EpisodeOfCare/" + planned)}}, mapping.RuleSamePatient},
 	}
 	for _, c := range creates {
-		for _, p := range caseCreatePaths {
+		for _, p := range caseCreatePaths() {
 			t.Run(c.name+"/"+p.name, func(t *testing.T) {
 				wantCaseRule(t, p.create(t, s, caseClone(c.res)), c.rule)
 			})
@@ -193,7 +193,7 @@ func TestCaseLinkedRulesOnEveryWritePath(t *testing.T) {
 		}, mapping.RuleClosedCase},
 	}
 	for _, u := range updates {
-		for _, p := range caseUpdatePaths {
+		for _, p := range caseUpdatePaths() {
 			t.Run("update "+u.name+"/"+p.name, func(t *testing.T) {
 				old := f.read(t, u.key)
 				wantCaseRule(t, p.write(t, s, u.key, old, u.change(caseClone(old))), u.rule)
@@ -211,7 +211,7 @@ func TestCaseLinkedRulesOnEveryWritePath(t *testing.T) {
 // closes it.
 func TestCaseHistoriesServerMaintained(t *testing.T) {
 	f := newCaseFixture(t)
-	for _, p := range caseUpdatePaths {
+	for _, p := range caseUpdatePaths() {
 		t.Run(p.name, func(t *testing.T) {
 			oc := f.open(t)
 			key := "EpisodeOfCare/" + oc.id
