@@ -57,7 +57,6 @@ type env struct {
 	st   store.Store
 	reg  *search.Registry
 	dir  string
-	now  time.Time
 	keys []string
 }
 
