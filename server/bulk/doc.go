@@ -20,9 +20,10 @@
 //     while it works; a job whose lease lapsed (or, on a store this process
 //     owns alone, any job not claimed by this process) is resumed from its
 //     last completed type, and a job interrupted too often is marked failed.
-//   - Resources are streamed from a store.Find cursor to the file through a
-//     buffered writer, the stored JSON written verbatim: memory stays flat
-//     however large the export, and the FHIR codec never runs.
+//   - Resources are streamed from a store cursor (Options.Scanner's
+//     unordered scan when the store offers one, else Store.Find) to the file
+//     through a buffered writer, the stored JSON written verbatim: memory
+//     stays flat however large the export, and the FHIR codec never runs.
 //   - One job per worker; a worker yields between batches so interactive
 //     requests are not starved.
 //
