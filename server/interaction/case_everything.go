@@ -322,7 +322,7 @@ func (c *CaseRules) Timeline(ctx context.Context, h *Handler, r *Request) (*Resp
 			if s.Type != "EpisodeOfCare" && !v.Deleted && !linksTo(v, r.ID, link) {
 				continue
 			}
-			if !v.Deleted && !h.visible(r, ActionRead, v) {
+			if !h.visible(r, ActionRead, v) {
 				continue
 			}
 			versions = append(versions, v)
