@@ -4,7 +4,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -X main.version=$(VERSION)
 PKGS      := ./...
 FUZZTIME  ?= 30s
-NPM_DIRS  := server/auth/testdata/oidc
+NPM_DIRS  := server/auth/testdata/oidc server/testdata/clients
 
 .PHONY: run build test test-go bench fuzz lint check clean node-deps
 
