@@ -392,8 +392,7 @@ func dateValue(items []fhirpath.Item) any {
 	add := func(dr dateRange) {
 		out = append(out, map[string]any{kLo: dr.lo, kHi: dr.hi})
 	}
-	var period func(m map[string]any)
-	period = func(m map[string]any) {
+	period := func(m map[string]any) {
 		s, okS := parseDate(getString(m, "start"))
 		e, okE := parseDate(getString(m, "end"))
 		if !okS && !okE {

@@ -456,12 +456,6 @@ func unescape(s string) string {
 	return b.String()
 }
 
-var modifiers = map[string]bool{
-	"missing": true, "exact": true, "contains": true, "not": true, "text": true,
-	"identifier": true, "above": true, "below": true, "of-type": true,
-	"in": true, "not-in": true, "type": true, "iterate": true,
-}
-
 // parseClause parses one name=value occurrence. nil, nil means ignored.
 func (r *Registry) parseClause(typ, name, value string, strict bool, depth int, now time.Time) (*Clause, error) {
 	if depth > maxChainDepth {
