@@ -118,6 +118,12 @@ func CheckEpisodeWrite(ctx context.Context, prev, next map[string]any, r Reader,
 	if !IsManaged(prev) && !IsManaged(next) {
 		return next, nil
 	}
+	if prev != nil && !IsManaged(prev) {
+		// Becoming managed is the creation of a managed case: the creation
+		// rules apply (allowed statuses, G-ACT, phase/status agreement) and
+		// the server-kept histories start here.
+		prev = nil
+	}
 	c := &change{prev: prev, next: Clone(next), now: now, phaseGiven: prev == nil || Phase(next) != Phase(prev)}
 	// A reason for a new status may come on the client's statusHistory
 	// entry for that status; it is kept on the server's entry.

@@ -494,14 +494,21 @@ func TestUnmanagedPassesUntouched(t *testing.T) {
 	if err != nil || !reflect.DeepEqual(got, next) {
 		t.Fatalf("update of a plain EpisodeOfCare changed: %v", err)
 	}
-	// It becomes managed when a phase is added; its history is then kept
-	// and maintained.
+	// It becomes managed when a phase is added: that is the creation of a
+	// managed case, so the creation rules apply (the official example is
+	// active but has no case category: G-ACT).
 	next = Clone(ex)
 	setExtensions(next, ExtPhase, map[string]any{"url": ExtPhase, "valueCoding": phaseCoding(PhaseMonitoring)})
+	_, err = CheckEpisodeWrite(ctx, ex, next, nil, t1)
+	wantRules(t, err, RuleGAct)
+	// With a category it becomes a managed case whose histories the server
+	// keeps from now on.
+	next["type"] = append(next["type"].([]any), map[string]any{"coding": []any{
+		map[string]any{"system": SystemCategory, "code": CategoryLongTerm}}})
 	got, err = CheckEpisodeWrite(ctx, ex, next, nil, t1)
 	wantRules(t, err)
-	if len(objs(got, "statusHistory")) != 4 || len(PhaseHistoryOf(got)) != 1 {
-		t.Fatalf("history %s", mustJSON(t, got["statusHistory"]))
+	if len(objs(got, "statusHistory")) == 0 || len(PhaseHistoryOf(got)) != 1 {
+		t.Fatalf("histories not started: %s", mustJSON(t, got))
 	}
 }
 
