@@ -1,10 +1,13 @@
 package server_test
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/casefhir/casefhir/fhir/codec"
+	"github.com/casefhir/casefhir/fhir/outcome"
 	"github.com/casefhir/casefhir/server/servertest"
 )
 
@@ -40,6 +43,24 @@ func TestAuditTrail(t *testing.T) {
 	for _, phi := range []string{"Chalmers", "Peter", "1974-12-25", "12345"} {
 		if strings.Contains(body, phi) {
 			t.Errorf("audit trail contains PHI %q", phi)
+		}
+	}
+	// Stored events are valid R4 (they are written without the codec).
+	c, err := codec.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bundle struct {
+		Entry []struct {
+			Resource json.RawMessage `json:"resource"`
+		} `json:"entry"`
+	}
+	if err := json.Unmarshal([]byte(body), &bundle); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range bundle.Entry {
+		if _, err := c.Decode(e.Resource); err != nil {
+			t.Errorf("stored AuditEvent is not valid R4: %v", outcome.As(err).Diagnostics)
 		}
 	}
 	if strings.Contains(body, `"code":"capabilities"`) {

@@ -40,6 +40,7 @@ type Server struct {
 	smartDoc []byte
 	registry *search.Registry
 	audit    *audit.Recorder
+	base     store.Store // the store behind the metrics wrapper
 	bulk     *bulk.Service
 	started  time.Time
 	httpSrv  *http.Server
@@ -80,7 +81,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if !s.cfg.AuditOff {
 		rec, err := audit.NewRecorder(audit.Options{
-			Writer: audit.HandlerWriter(func() *interaction.Handler { return s.handler }),
+			Writer: auditWriter{store: s.base, registry: s.registry, now: time.Now},
 			Site:   s.cfg.BaseURL, Logger: s.log,
 		})
 		if err != nil {
@@ -112,6 +113,7 @@ func (s *Server) openStore(ctx context.Context) error {
 		return fmt.Errorf("database unreachable: %v", err)
 	}
 	s.closers = append(s.closers, st.Close)
+	s.base = st
 	s.store = instrumentedStore{Store: st, m: s.metrics}
 	return nil
 }
