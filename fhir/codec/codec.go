@@ -2,6 +2,7 @@ package codec
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -361,7 +362,65 @@ func (c *Codec) Finalize(p *Parsed, id string, version int64, lastUpdated time.T
 	if err != nil {
 		return nil, outcome.Wrap(err, outcome.Exception, "codec.Finalize", "resource could not be encoded")
 	}
-	return b, nil
+	return leadingKeys(b), nil
+}
+
+// leadingKeys reorders the top level of a compact resource so that
+// resourceType, id and meta come first, the other members following in
+// their order (as people and most servers expect to read a resource). It
+// runs once per write; on anything unexpected it returns b unchanged.
+func leadingKeys(b []byte) []byte {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return b
+	}
+	type member struct{ key, raw []byte }
+	var first [3][]byte // resourceType, id, meta
+	var rest []member
+	for dec.More() {
+		kt, err := dec.Token()
+		if err != nil {
+			return b
+		}
+		key, _ := kt.(string)
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return b
+		}
+		kj, _ := json.Marshal(key)
+		switch key {
+		case "resourceType":
+			first[0] = append(append(kj, ':'), raw...)
+		case "id":
+			first[1] = append(append(kj, ':'), raw...)
+		case "meta":
+			first[2] = append(append(kj, ':'), raw...)
+		default:
+			rest = append(rest, member{kj, raw})
+		}
+	}
+	out := make([]byte, 0, len(b))
+	out = append(out, '{')
+	n := 0
+	sep := func() {
+		if n > 0 {
+			out = append(out, ',')
+		}
+		n++
+	}
+	for _, f := range first {
+		if f != nil {
+			sep()
+			out = append(out, f...)
+		}
+	}
+	for _, m := range rest {
+		sep()
+		out = append(out, m.key...)
+		out = append(out, ':')
+		out = append(out, m.raw...)
+	}
+	return append(out, '}')
 }
 
 // Encode returns msg (a resource message or a ContainedResource) as compact
@@ -382,5 +441,5 @@ func (c *Codec) Encode(msg proto.Message) ([]byte, error) {
 	if err != nil {
 		return nil, outcome.Wrap(err, outcome.Exception, "codec.Encode", "resource could not be encoded")
 	}
-	return b, nil
+	return leadingKeys(b), nil
 }

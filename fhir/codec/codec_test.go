@@ -190,8 +190,8 @@ func TestFinalize(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"gender":"male","id":"srv1","meta":{"lastUpdated":"2024-01-02T02:04:05.678Z","profile":["http://p"],` +
-		`"security":[{"code":"R","system":"http://s"}],"source":"http://src","tag":[{"code":"a","system":"http://t"}],"versionId":"2"},"resourceType":"Patient"}`
+	want := `{"resourceType":"Patient","id":"srv1","meta":{"lastUpdated":"2024-01-02T02:04:05.678Z","profile":["http://p"],` +
+		`"security":[{"code":"R","system":"http://s"}],"source":"http://src","tag":[{"code":"a","system":"http://t"}],"versionId":"2"},"gender":"male"}`
 	if string(out) != want {
 		t.Errorf("stored form\n got %s\nwant %s", out, want)
 	}

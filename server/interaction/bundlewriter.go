@@ -134,7 +134,12 @@ func (b *BundleWriter) Bytes() []byte {
 	return append(out, ']', '}')
 }
 
+// writeString writes s as a JSON string, without HTML escaping (links
+// keep their '&').
 func writeString(buf *bytes.Buffer, s string) {
-	js, _ := json.Marshal(s)
-	buf.Write(js)
+	enc := json.NewEncoder(buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(s)
+	// Encode ends with a newline.
+	buf.Truncate(buf.Len() - 1)
 }
