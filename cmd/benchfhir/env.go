@@ -1,0 +1,372 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/casefhir/casefhir/conformance"
+	"github.com/casefhir/casefhir/fhir/search"
+	"github.com/casefhir/casefhir/fhir/store"
+	"github.com/casefhir/casefhir/fhir/store/embedded"
+	"github.com/casefhir/casefhir/fhir/store/mongostore"
+	"github.com/casefhir/casefhir/server"
+)
+
+// env is a running casefhir server plus a direct store client on the same
+// backend.
+type env struct {
+	srv    *server.Server
+	root   string // http://127.0.0.1:port
+	base   string // root + "/fhir"
+	client *http.Client
+	// raw is the direct client. shared says it is connected to the
+	// server's own FerretDB (same database, same collections); otherwise
+	// it is a second embedded FerretDB in this process, seeded alike.
+	raw    *mongostore.Store
+	shared bool
+	rawEmb *embedded.Server
+	reg    *search.Registry
+
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// start opens a server on dir with the embedded store and connects the
+// direct client.
+func start(ctx context.Context, dir string, conc int, logw io.Writer) (*env, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	addr := ln.Addr().String()
+	e := &env{root: "http://" + addr, base: "http://" + addr + "/fhir", done: make(chan error, 1)}
+	cfg := server.Config{
+		Addr: addr, BaseURL: e.base, DataDir: filepath.Join(dir, "data"), Auth: server.AuthOff, Version: "bench",
+		Logger: slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	}
+	before, _ := ownListeners()
+	srv, err := server.Open(ctx, cfg)
+	if err != nil {
+		_ = ln.Close()
+		return nil, fmt.Errorf("server.Open: %w", err)
+	}
+	e.srv = srv
+	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	e.cancel = cancel
+	go func() { e.done <- srv.ServeListener(sctx, ln) }()
+	e.client = &http.Client{Timeout: 2 * time.Minute, Transport: &http.Transport{
+		MaxIdleConns: 4 * conc, MaxIdleConnsPerHost: 4 * conc, IdleConnTimeout: time.Minute, DisableCompression: true,
+	}}
+	if e.reg, err = search.NewRegistry(conformance.SearchParameters(), conformance.CaseSearchParameters()); err != nil {
+		e.close()
+		return nil, err
+	}
+	// A first create makes the server create (and index) the Patient and
+	// Observation collections itself, as it would in production.
+	var probe string
+	for _, typ := range []string{"Patient", "Observation"} {
+		id, err := e.create(ctx, typ, sampleJSON(typ, 0))
+		if err != nil {
+			e.close()
+			return nil, fmt.Errorf("first %s create: %w", typ, err)
+		}
+		if typ == "Patient" {
+			probe = id
+		}
+	}
+	if e.raw, err = attachShared(ctx, before, ln.Addr().(*net.TCPAddr).Port, srv.Config().Database, probe); err == nil {
+		e.shared = true
+		return e, nil
+	}
+	fmt.Fprintf(logw, "benchfhir: server's FerretDB not found (%v); using a second embedded FerretDB for the baseline\n", err)
+	emb, err := embedded.Start(ctx, embedded.Options{DataDir: filepath.Join(dir, "raw")})
+	if err != nil {
+		e.close()
+		return nil, err
+	}
+	e.rawEmb = emb
+	if e.raw, err = mongostore.Open(ctx, mongostore.Options{URI: emb.URI(), Database: "casefhir", Embedded: true,
+		OnCollection: emb.EnsureIDIndex}); err != nil {
+		e.close()
+		return nil, err
+	}
+	return e, nil
+}
+
+// attachShared finds the loopback listener the server's embedded FerretDB
+// opened in this process (a listening socket of ours that was not there
+// before server.Open and is not the HTTP listener), connects to it and
+// checks it serves the server's data by reading the probe Patient.
+func attachShared(ctx context.Context, before map[int]bool, httpPort int, database, probe string) (*mongostore.Store, error) {
+	after, err := ownListeners()
+	if err != nil {
+		return nil, err
+	}
+	var errs []error
+	for p := range after {
+		if before[p] || p == httpPort {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		st, err := mongostore.Open(cctx, mongostore.Options{URI: fmt.Sprintf("mongodb://127.0.0.1:%d/", p), Database: database, Embedded: true})
+		if err == nil {
+			if _, err = st.Read(cctx, "Patient", probe); err != nil {
+				_ = st.Close(context.WithoutCancel(ctx))
+			}
+		}
+		cancel()
+		if err == nil {
+			return st, nil
+		}
+		errs = append(errs, fmt.Errorf("port %d: %w", p, err))
+	}
+	if len(errs) == 0 {
+		return nil, errors.New("no candidate listener")
+	}
+	return nil, errors.Join(errs...)
+}
+
+// ownListeners returns the ports of loopback TCP sockets this process
+// listens on (Linux: /proc/self/fd and /proc/self/net/tcp{,6}).
+func ownListeners() (map[int]bool, error) {
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return nil, err
+	}
+	inodes := map[string]bool{}
+	for _, fd := range fds {
+		l, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name()))
+		if err == nil && strings.HasPrefix(l, "socket:[") {
+			inodes[strings.TrimSuffix(strings.TrimPrefix(l, "socket:["), "]")] = true
+		}
+	}
+	ports := map[int]bool{}
+	for _, f := range []string{"/proc/self/net/tcp", "/proc/self/net/tcp6"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		sc := bufio.NewScanner(bytes.NewReader(b))
+		for sc.Scan() {
+			fl := strings.Fields(sc.Text())
+			if len(fl) < 10 || fl[3] != "0A" || !inodes[fl[9]] {
+				continue
+			}
+			i := strings.LastIndexByte(fl[1], ':')
+			if p, err := strconv.ParseInt(fl[1][i+1:], 16, 32); err == nil && i > 0 {
+				ports[int(p)] = true
+			}
+		}
+	}
+	return ports, nil
+}
+
+func (e *env) close() {
+	if e.raw != nil {
+		_ = e.raw.Close(context.Background())
+	}
+	if e.rawEmb != nil {
+		_ = e.rawEmb.Close()
+	}
+	if e.cancel != nil {
+		e.cancel()
+		<-e.done
+	}
+	if e.srv != nil {
+		_ = e.srv.Close(context.Background())
+	}
+}
+
+// do sends one request and reads the whole answer.
+func (e *env) do(ctx context.Context, method, url string, body []byte, hdr ...string) (int, http.Header, []byte, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, rd)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/fhir+json")
+	}
+	req.Header.Set("Accept", "application/fhir+json")
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := e.client.Do(req)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, b, err
+}
+
+// create POSTs a resource and returns the id the server assigned.
+func (e *env) create(ctx context.Context, typ string, js []byte) (string, error) {
+	st, h, _, err := e.do(ctx, http.MethodPost, e.base+"/"+typ, js)
+	if err != nil {
+		return "", err
+	}
+	if st != http.StatusCreated {
+		return "", fmt.Errorf("POST %s: HTTP %d", typ, st)
+	}
+	loc := h.Get("Location")
+	i := strings.Index(loc, "/"+typ+"/")
+	if i < 0 {
+		return "", fmt.Errorf("POST %s: no Location", typ)
+	}
+	id := loc[i+len(typ)+2:]
+	if j := strings.IndexByte(id, '/'); j >= 0 {
+		id = id[:j]
+	}
+	return id, nil
+}
+
+// storeTotals scrapes /metrics: the summed seconds and count of every
+// store operation, by op and in total ("").
+func (e *env) storeTotals(ctx context.Context) (map[string][2]float64, error) {
+	st, _, b, err := e.do(ctx, http.MethodGet, e.root+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	if st != http.StatusOK {
+		return nil, fmt.Errorf("/metrics: HTTP %d", st)
+	}
+	const name = "casefhir_store_operation_duration_seconds"
+	out := map[string][2]float64{}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		line := sc.Text()
+		var idx int
+		switch {
+		case strings.HasPrefix(line, name+"_sum{"):
+			idx = 0
+		case strings.HasPrefix(line, name+"_count{"):
+			idx = 1
+		default:
+			continue
+		}
+		op := ""
+		if i := strings.Index(line, `op="`); i >= 0 {
+			op = line[i+4:]
+			op = op[:strings.IndexByte(op, '"')]
+		}
+		sp := strings.LastIndexByte(line, ' ')
+		v, err := strconv.ParseFloat(line[sp+1:], 64)
+		if err != nil {
+			continue
+		}
+		t := out[op]
+		t[idx] += v
+		out[op] = t
+		all := out[""]
+		all[idx] += v
+		out[""] = all
+	}
+	return out, nil
+}
+
+// cpuTime is this process's user+system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// capabilities reads what the server says it implements.
+type capabilities struct {
+	transaction bool
+	searchType  bool
+	export      bool
+	everything  bool
+}
+
+func (e *env) capabilities(ctx context.Context) (capabilities, error) {
+	var c capabilities
+	st, _, b, err := e.do(ctx, http.MethodGet, e.base+"/metadata", nil)
+	if err != nil {
+		return c, err
+	}
+	if st != http.StatusOK {
+		return c, fmt.Errorf("metadata: HTTP %d", st)
+	}
+	var cs struct {
+		Rest []struct {
+			Interaction []struct{ Code string } `json:"interaction"`
+			Operation   []struct{ Name string } `json:"operation"`
+			Resource    []struct {
+				Type        string
+				Interaction []struct{ Code string } `json:"interaction"`
+				Operation   []struct{ Name string } `json:"operation"`
+			} `json:"resource"`
+		} `json:"rest"`
+	}
+	if err := jsonUnmarshal(b, &cs); err != nil {
+		return c, err
+	}
+	for _, r := range cs.Rest {
+		for _, i := range r.Interaction {
+			c.transaction = c.transaction || i.Code == "transaction"
+		}
+		for _, o := range r.Operation {
+			c.export = c.export || o.Name == "export"
+		}
+		for _, res := range r.Resource {
+			for _, i := range res.Interaction {
+				if res.Type == "Patient" && i.Code == "search-type" {
+					c.searchType = true
+				}
+			}
+			for _, o := range res.Operation {
+				if res.Type == "EpisodeOfCare" && o.Name == "everything" {
+					c.everything = true
+				}
+			}
+		}
+	}
+	return c, nil
+}
+
+// storeLoader is implemented by stores with a bulk insert (mongostore's
+// InsertMany: one insertMany per type, for seeding).
+type storeLoader interface {
+	InsertMany(ctx context.Context, rs []*store.Resource) error
+}
+
+// load stores new resources in st by the fastest path it offers and says
+// which one it used.
+func load(ctx context.Context, st store.Store, rs []*store.Resource) (string, error) {
+	if l, ok := any(st).(storeLoader); ok {
+		return "driver insertMany", l.InsertMany(ctx, rs)
+	}
+	if t, ok := st.(store.Transactional); ok {
+		ws := make([]store.Write, len(rs))
+		for i, r := range rs {
+			ws[i] = store.Write{Next: r}
+		}
+		return "store Apply (journaled transaction)", t.Apply(ctx, ws)
+	}
+	for _, r := range rs {
+		if err := st.Create(ctx, r); err != nil {
+			return "", err
+		}
+	}
+	return "store Create, one by one", nil
+}

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"time"
+)
+
+// measure runs every scenario and returns the report (partial on error).
+func measure(ctx context.Context, c config, logw io.Writer) (*report, error) {
+	rep := &report{started: time.Now()}
+	defer func() { rep.elapsed = time.Since(rep.started) }()
+	logf := func(format string, args ...any) { fmt.Fprintf(logw, "benchfhir: "+format+"\n", args...) }
+	dir := c.dir
+	if dir == "" {
+		d, err := os.MkdirTemp("", "benchfhir-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(d)
+		dir = d
+	}
+	e, err := start(ctx, dir, c.conc, logw)
+	if err != nil {
+		return nil, err
+	}
+	defer e.close()
+	if e.shared {
+		rep.setup = append(rep.setup, "Baseline: direct store client on the server's own FerretDB (same database and collections).")
+	} else {
+		rep.setup = append(rep.setup, "Baseline: a second embedded FerretDB in this process, seeded alike (the server's listener was not found).")
+	}
+	caps, err := e.capabilities(ctx)
+	if err != nil {
+		return rep, err
+	}
+	b := &bench{c: c, e: e, caps: caps, logf: logf, seed: &seeder{e: e}}
+	scenarios := []struct {
+		name string
+		fn   func(context.Context) (*section, error)
+	}{
+		{"scaling", b.scaling},
+		{"read", b.readThroughput},
+		{"create", b.createThroughput},
+		{"transaction", b.transaction},
+		{"export", b.export},
+		{"everything", b.everything},
+		{"calibration", b.calibration},
+	}
+	var firstErr error
+	for _, s := range scenarios {
+		t0 := time.Now()
+		logf("%s...", s.name)
+		sec, err := s.fn(ctx)
+		if err != nil {
+			logf("%s: %v", s.name, err)
+			if sec == nil {
+				sec = &section{title: s.name}
+			}
+			sec.notes = append(sec.notes, fmt.Sprintf("**Incomplete**: %v", err))
+			if firstErr == nil {
+				firstErr = fmt.Errorf("%s: %w", s.name, err)
+			}
+		}
+		logf("%s done in %v", s.name, time.Since(t0).Round(time.Millisecond))
+		if sec != nil {
+			rep.add(sec)
+		}
+		for _, x := range b.extra {
+			rep.add(x)
+		}
+		b.extra = nil
+	}
+	if b.seed.how != "" {
+		rep.setup = append(rep.setup, fmt.Sprintf("Seeding path: %s, batches of 1000.", b.seed.how))
+	}
+	return rep, firstErr
+}
+
+// bench holds what the scenarios share.
+type bench struct {
+	c    config
+	e    *env
+	caps capabilities
+	logf func(string, ...any)
+	seed *seeder
+	// extra holds further sections a scenario produced.
+	extra []*section
+}
+
+// randPatient returns a random seeded Patient id.
+func (b *bench) randPatient() string { return patientID(rand.IntN(b.seed.have)) }
