@@ -46,7 +46,7 @@ type env struct {
 
 // start opens a server on dir with the embedded store and connects the
 // direct client.
-func start(ctx context.Context, dir string, conc int, logw io.Writer) (*env, error) {
+func start(ctx context.Context, dir string, conc int, audit bool, logw io.Writer) (*env, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -55,6 +55,7 @@ func start(ctx context.Context, dir string, conc int, logw io.Writer) (*env, err
 	e := &env{root: "http://" + addr, base: "http://" + addr + "/fhir", done: make(chan error, 1)}
 	cfg := server.Config{
 		Addr: addr, BaseURL: e.base, DataDir: filepath.Join(dir, "data"), Auth: server.AuthOff, Version: "bench",
+		AuditOff: !audit,
 		Logger: slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
 	before, _ := ownListeners()

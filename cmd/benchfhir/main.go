@@ -30,6 +30,7 @@ type config struct {
 	exportMin int
 	calibrate bool
 	export    bool
+	audit     bool
 }
 
 func run(ctx context.Context, args []string, stderr io.Writer) int {
@@ -47,6 +48,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	fs.StringVar(&sizes, "sizes", "1000,10000,50000", "collection sizes for the scaling scenario")
 	fs.IntVar(&c.exportMin, "export-min", 100000, "resources the export scenario needs (topped up if fewer are stored)")
 	fs.BoolVar(&c.export, "export", false, "include the bulk export scenario (slow on the embedded store)")
+	fs.BoolVar(&c.audit, "audit", false, "run the server with its AuditEvent trail on (off measures the FHIR path alone)")
 	fs.BoolVar(&c.calibrate, "calibrate", true, "run mongostore's driver-vs-store benchmarks as a calibration step")
 	if err := fs.Parse(args); err != nil {
 		return 2

@@ -23,11 +23,17 @@ func measure(ctx context.Context, c config, logw io.Writer) (*report, error) {
 		defer os.RemoveAll(d)
 		dir = d
 	}
-	e, err := start(ctx, dir, c.conc, logw)
+	e, err := start(ctx, dir, c.conc, c.audit, logw)
 	if err != nil {
 		return nil, err
 	}
 	defer e.close()
+	if c.audit {
+		rep.setup = append(rep.setup, "Server: AuditEvent trail on (`--audit=on`): every request also queues an AuditEvent, written in batches.")
+	} else {
+		rep.setup = append(rep.setup, "Server: AuditEvent trail off (`-audit` turns it on): the figures are the FHIR path alone. "+
+			"The trail's own cost is measured by `TestAuditCost` (server package) with the trail on and off on the same data.")
+	}
 	if e.shared {
 		rep.setup = append(rep.setup, "Baseline: direct store client on the server's own FerretDB (same database and collections).")
 	} else {
