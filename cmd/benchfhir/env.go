@@ -56,7 +56,7 @@ func start(ctx context.Context, dir string, conc int, audit bool, logw io.Writer
 	cfg := server.Config{
 		Addr: addr, BaseURL: e.base, DataDir: filepath.Join(dir, "data"), Auth: server.AuthOff, Version: "bench",
 		AuditOff: !audit,
-		Logger: slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Logger:   slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
 	before, _ := ownListeners()
 	srv, err := server.Open(ctx, cfg)
