@@ -89,13 +89,22 @@ func (s *Store) Create(ctx context.Context, r *store.Resource) error {
 	if s.embedded {
 		defer s.keyLock(r.Key())() // a transaction may be creating it
 	}
-	_, err := s.db.Collection(r.Type).InsertOne(ctx, encode(r))
+	doc, err := marshalDoc(op, r)
 	if err != nil {
+		return err
+	}
+	if _, err := s.db.Collection(r.Type).InsertOne(ctx, doc); err != nil {
 		err = translate(op, err)
 		if outcome.Is(err, outcome.Duplicate) {
 			return outcome.As(err).WithDiagnostics(r.Key() + " already exists")
 		}
+		if s.embedded {
+			s.refresh(ctx, r.Type, r.ID)
+		}
 		return err
+	}
+	if s.embedded {
+		s.noteDoc(r.Type, doc)
 	}
 	return nil
 }
@@ -137,7 +146,8 @@ func (s *Store) Update(ctx context.Context, next, prev *store.Resource) error {
 // updateLocked is Update on the embedded store: under the in-process lock of
 // the resource, read the current document by _id, check its version, copy
 // it to history and replace it by _id (FerretDB serves only {_id} filters
-// from an index).
+// from an index); then, still under the lock, update the in-memory search
+// index.
 func (s *Store) updateLocked(ctx context.Context, next, prev *store.Resource) error {
 	const op = "mongostore.Update"
 	defer s.keyLock(next.Key())()
@@ -164,13 +174,19 @@ func (s *Store) updateLocked(ctx context.Context, next, prev *store.Resource) er
 	if err := s.insertHistory(ctx, op, hist, next.Type); err != nil {
 		return err
 	}
-	res, err := coll.ReplaceOne(ctx, bson.D{{Key: fID, Value: next.ID}}, encode(next))
+	doc, err := marshalDoc(op, next)
 	if err != nil {
+		return err
+	}
+	res, err := coll.ReplaceOne(ctx, bson.D{{Key: fID, Value: next.ID}}, doc)
+	if err != nil {
+		s.refresh(ctx, next.Type, next.ID)
 		return translate(op, err)
 	}
 	if res.MatchedCount == 0 {
 		return conflict(op, next)
 	}
+	s.noteDoc(next.Type, doc)
 	return nil
 }
 

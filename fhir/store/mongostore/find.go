@@ -16,15 +16,21 @@ import (
 // MongoDB query as far as the backend evaluates it exactly, every result is
 // re-checked with Filter.Match, and tombstones are never returned. Skip and
 // Limit are pushed down only when the whole filter is; otherwise they are
-// applied after Match. On the embedded store a filter pinning the id (Eq or
-// In on _id, alone or in an And) is served by point lookups, not a scan.
+// applied after Match. On the embedded store Find is served by the
+// in-memory search index (memindex.go), and a filter pinning the id (Eq or
+// In on _id, alone or in an And) by point lookups, not a scan.
 func (s *Store) Find(ctx context.Context, typ string, f *store.Filter, opt store.FindOptions) (store.Cursor, error) {
 	const op = "mongostore.Find"
 	if err := checkType(op, typ); err != nil {
 		return nil, err
 	}
 	f = normFilter(f)
-	if ids, ok := idCandidates(f); ok && s.embedded && len(ids) <= maxIDLookups {
+	if s.useTable() {
+		c, ok, err := s.findEmbedded(ctx, typ, f, opt)
+		if err != nil || ok {
+			return c, err
+		}
+	} else if ids, ok := idCandidates(f); ok && s.embedded && len(ids) <= maxIDLookups {
 		rs, err := s.findByIDs(ctx, typ, ids, f, opt)
 		if err != nil {
 			return nil, err
@@ -57,13 +63,21 @@ func (s *Store) Find(ctx context.Context, typ string, f *store.Filter, opt store
 
 // Count implements store.Store: what Find would return, ignoring Limit and
 // Skip. A fully pushed-down filter is counted by the database; otherwise
-// candidates are fetched without their JSON and checked with Match.
+// candidates are fetched without their JSON and checked with Match. On the
+// embedded store the in-memory search index counts.
 func (s *Store) Count(ctx context.Context, typ string, f *store.Filter) (int64, error) {
 	const op = "mongostore.Count"
 	if err := checkType(op, typ); err != nil {
 		return 0, err
 	}
 	f = normFilter(f)
+	if s.useTable() {
+		t, err := s.table(ctx, typ)
+		if err != nil {
+			return 0, err
+		}
+		return countTable(t, f), nil
+	}
 	if ids, ok := idCandidates(f); ok && s.embedded && len(ids) <= maxIDLookups {
 		rs, err := s.findByIDs(ctx, typ, ids, f, store.FindOptions{IndexOnly: true})
 		return int64(len(rs)), err

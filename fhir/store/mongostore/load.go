@@ -29,14 +29,24 @@ func (s *Store) InsertMany(ctx context.Context, rs []*store.Resource) error {
 		if _, ok := byType[r.Type]; !ok {
 			order = append(order, r.Type)
 		}
-		byType[r.Type] = append(byType[r.Type], encode(r))
+		doc, err := marshalDoc(op, r)
+		if err != nil {
+			return err
+		}
+		byType[r.Type] = append(byType[r.Type], doc)
 	}
 	for _, t := range order {
 		if err := s.ensure(ctx, t); err != nil {
 			return err
 		}
 		if _, err := s.db.Collection(t).InsertMany(ctx, byType[t], options.InsertMany().SetOrdered(false)); err != nil {
+			s.mem.drop(t, nil) // some may be stored: searches reload what is
 			return translate(op, err)
+		}
+		if s.embedded {
+			for _, d := range byType[t] {
+				s.noteDoc(t, d.(bson.Raw))
+			}
 		}
 	}
 	return nil

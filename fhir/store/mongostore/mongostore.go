@@ -37,6 +37,10 @@ type Options struct {
 	OnCollection func(ctx context.Context, db, coll string) error
 	// Logger receives operational messages (never resource content).
 	Logger *slog.Logger
+	// LazySearchIndex, in embedded mode, loads each type's in-memory
+	// search index on the first search of that type instead of in the
+	// background from Open (see memindex.go).
+	LazySearchIndex bool
 }
 
 // Store is a store.Store on MongoDB or the embedded FerretDB.
@@ -62,6 +66,18 @@ type Store struct {
 	// pushable, when set, overrides which leaf filters are pushed down
 	// (tests use it to check FerretDB's answers and the Go-side path).
 	pushable func(*store.Filter) bool
+
+	// mem is the in-memory search index of embedded mode (memindex.go);
+	// scanOnly turns it off (tests and benchmarks compare with the scan).
+	mem       memIndex
+	scanOnly  bool
+	lazyIndex bool
+	// leases are the Lock leases of embedded mode (lease.go).
+	leases leaseTable
+
+	// bg is cancelled by Close; background work (table loads) runs in it.
+	bg   context.Context
+	stop context.CancelFunc
 }
 
 var _ store.Store = (*Store)(nil)
@@ -101,8 +117,12 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		embedded: o.Embedded,
 		onColl:   o.OnCollection,
 		log:      log,
+
+		lazyIndex: o.LazySearchIndex,
 	}
+	s.bg, s.stop = context.WithCancel(context.WithoutCancel(ctx))
 	if err := s.open(ctx); err != nil {
+		s.stop()
 		_ = client.Disconnect(context.WithoutCancel(ctx))
 		return nil, err
 	}
@@ -128,6 +148,9 @@ func (s *Store) open(ctx context.Context) error {
 	}
 	if err := s.recoverJournal(ctx); err != nil {
 		return err
+	}
+	if s.embedded && !s.lazyIndex {
+		go s.preload(names)
 	}
 	s.log.InfoContext(ctx, "store opened", "database", s.dbName, "embedded", s.embedded, "collections", len(names))
 	return nil
@@ -226,8 +249,10 @@ func (s *Store) Ping(ctx context.Context) error {
 	return translate("mongostore.Ping", s.db.RunCommand(ctx, bson.D{{Key: "ping", Value: 1}}).Err())
 }
 
-// Close implements store.Store: it disconnects the client.
+// Close implements store.Store: it stops background work and disconnects
+// the client.
 func (s *Store) Close(ctx context.Context) error {
+	s.stop()
 	return translate("mongostore.Close", s.client.Disconnect(ctx))
 }
 

@@ -64,11 +64,13 @@ func TestPushdownAgreesWithMatch(t *testing.T) {
 	t.Logf("operators with a wrong FerretDB answer somewhere: %v", wrong)
 }
 
-// TestStoreEmbeddedGoFiltering runs the behaviour suite with nothing pushed
-// down, so every filter, Skip, Limit and Count takes the Go-side path.
+// TestStoreEmbeddedGoFiltering runs the behaviour suite on the database
+// scan (no in-memory search index) with nothing pushed down, so every
+// filter, Skip, Limit and Count takes the Go-side path.
 func TestStoreEmbeddedGoFiltering(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store {
 		s, _ := openEmbedded(t)
+		s.scanOnly = true
 		s.pushable = func(*store.Filter) bool { return false }
 		return s
 	})

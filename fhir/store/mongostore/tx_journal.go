@@ -166,7 +166,14 @@ func (s *Store) applyJournal(ctx context.Context, writes []store.Write) error {
 	if err := s.applyEntries(wctx, entries); err != nil {
 		s.log.ErrorContext(wctx, "committed transaction not fully applied; it is completed when the store is opened again",
 			"writes", len(entries), "error", err.Error())
+		for _, e := range entries {
+			s.mem.drop(e.typ, nil) // partly applied: searches reload what is stored
+		}
 		return outcome.Wrap(err, outcome.Exception, op, "the transaction is committed but could not be applied completely")
+	}
+	// Applied, and the keys still locked: the search index follows.
+	for _, e := range entries {
+		s.noteDoc(e.typ, e.doc)
 	}
 	if _, err := log.DeleteOne(wctx, bson.D{{Key: fID, Value: tx}}); err != nil {
 		s.log.WarnContext(wctx, "deleting a transaction journal marker failed", "error", err.Error())
