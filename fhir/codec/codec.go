@@ -2,7 +2,6 @@ package codec
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -368,57 +367,67 @@ func (c *Codec) Finalize(p *Parsed, id string, version int64, lastUpdated time.T
 // leadingKeys reorders the top level of a compact resource so that
 // resourceType, id and meta come first, the other members following in
 // their order (as people and most servers expect to read a resource). It
-// runs once per write; on anything unexpected it returns b unchanged.
+// runs once per write, in one pass over the bytes; on anything unexpected
+// it returns b unchanged.
 func leadingKeys(b []byte) []byte {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+	if len(b) < 2 || b[0] != '{' || b[len(b)-1] != '}' {
 		return b
 	}
-	type member struct{ key, raw []byte }
-	var first [3][]byte // resourceType, id, meta
-	var rest []member
-	for dec.More() {
-		kt, err := dec.Token()
-		if err != nil {
-			return b
+	// Find the top-level members: [start, end) of each "key":value.
+	type span struct{ start, end int }
+	var members []span
+	depth, start := 0, 1
+	inStr, esc := false, false
+	for i := 1; i < len(b)-1; i++ {
+		c := b[i]
+		switch {
+		case inStr:
+			switch {
+			case esc:
+				esc = false
+			case c == '\\':
+				esc = true
+			case c == '"':
+				inStr = false
+			}
+		case c == '"':
+			inStr = true
+		case c == '{' || c == '[':
+			depth++
+		case c == '}' || c == ']':
+			depth--
+		case c == ',' && depth == 0:
+			members = append(members, span{start, i})
+			start = i + 1
 		}
-		key, _ := kt.(string)
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			return b
+	}
+	if depth != 0 || inStr {
+		return b
+	}
+	members = append(members, span{start, len(b) - 1})
+	rank := func(m span) int {
+		switch {
+		case bytes.HasPrefix(b[m.start:m.end], []byte(`"resourceType":`)):
+			return 0
+		case bytes.HasPrefix(b[m.start:m.end], []byte(`"id":`)):
+			return 1
+		case bytes.HasPrefix(b[m.start:m.end], []byte(`"meta":`)):
+			return 2
 		}
-		kj, _ := json.Marshal(key)
-		switch key {
-		case "resourceType":
-			first[0] = append(append(kj, ':'), raw...)
-		case "id":
-			first[1] = append(append(kj, ':'), raw...)
-		case "meta":
-			first[2] = append(append(kj, ':'), raw...)
-		default:
-			rest = append(rest, member{kj, raw})
-		}
+		return 3
 	}
 	out := make([]byte, 0, len(b))
 	out = append(out, '{')
-	n := 0
-	sep := func() {
-		if n > 0 {
-			out = append(out, ',')
+	for r := 0; r <= 3; r++ {
+		for _, m := range members {
+			if rank(m) != r {
+				continue
+			}
+			if len(out) > 1 {
+				out = append(out, ',')
+			}
+			out = append(out, b[m.start:m.end]...)
 		}
-		n++
-	}
-	for _, f := range first {
-		if f != nil {
-			sep()
-			out = append(out, f...)
-		}
-	}
-	for _, m := range rest {
-		sep()
-		out = append(out, m.key...)
-		out = append(out, ':')
-		out = append(out, m.raw...)
 	}
 	return append(out, '}')
 }

@@ -30,3 +30,19 @@ func TestFinalizePutsResourceTypeIDMetaFirst(t *testing.T) {
 		t.Error("leadingKeys changed invalid input")
 	}
 }
+
+func TestLeadingKeysEdgeCases(t *testing.T) {
+	cases := map[string]string{
+		`{"a":1,"resourceType":"X"}`:                          `{"resourceType":"X","a":1}`,
+		`{"b":"x,\"y}","id":"1","meta":{"v":[1,{"c":2}]}}`:    `{"id":"1","meta":{"v":[1,{"c":2}]},"b":"x,\"y}"}`,
+		`{"resourceType":"X"}`:                                `{"resourceType":"X"}`,
+		`{"s":"\\","resourceType":"Y"}`:                       `{"resourceType":"Y","s":"\\"}`,
+		`{"contained":[{"resourceType":"Z","id":"c"}],"z":0}`: `{"contained":[{"resourceType":"Z","id":"c"}],"z":0}`,
+		`{"a":[1,2}`: `{"a":[1,2}`,
+	}
+	for in, want := range cases {
+		if got := string(leadingKeys([]byte(in))); got != want {
+			t.Errorf("leadingKeys(%s) = %s, want %s", in, got, want)
+		}
+	}
+}

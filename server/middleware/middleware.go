@@ -163,6 +163,9 @@ func AccessLog(log *slog.Logger, subject func(*gin.Context) string) gin.HandlerF
 	return func(c *gin.Context) {
 		start := time.Now()
 		c.Next()
+		if !log.Enabled(c.Request.Context(), slog.LevelInfo) {
+			return
+		}
 		attrs := []any{
 			"method", c.Request.Method,
 			"path", SafePath(c.Request.URL.Path),
