@@ -127,6 +127,12 @@ func (s *Server) FHIR() *interaction.Handler { return s.handler }
 // Store returns the server's store.
 func (s *Server) Store() store.Store { return s.store }
 
+// BaseStore returns the store behind the metrics wrapper, with the
+// implementation's own extra methods (e.g. a bulk InsertMany), for tools
+// that seed data. Writes through it bypass FHIR validation and the case
+// rules: it is not for serving requests.
+func (s *Server) BaseStore() store.Store { return s.base }
+
 // Config returns the effective configuration.
 func (s *Server) Config() Config { return s.cfg }
 

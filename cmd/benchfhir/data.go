@@ -77,9 +77,12 @@ func (s *seeder) growTo(ctx context.Context, n int) error {
 				rs = append(rs, &store.Resource{Type: t[0], ID: t[1], VersionID: 1, LastUpdated: lu, JSON: js, Index: idx})
 			}
 		}
-		targets := []store.Store{s.e.raw}
+		// Seed through the server's own store (the embedded store's
+		// in-memory search index sees only its own writes); a baseline on a
+		// second FerretDB gets its own copy.
+		targets := []store.Store{s.e.srv.BaseStore()}
 		if !s.e.shared {
-			targets = []store.Store{s.e.srv.Store(), s.e.raw}
+			targets = append(targets, s.e.raw)
 		}
 		for _, st := range targets {
 			how, err := load(ctx, st, rs)

@@ -100,7 +100,7 @@ func start(ctx context.Context, dir string, conc int, audit bool, logw io.Writer
 	}
 	e.rawEmb = emb
 	if e.raw, err = mongostore.Open(ctx, mongostore.Options{URI: emb.URI(), Database: "casefhir", Embedded: true,
-		OnCollection: emb.EnsureIDIndex}); err != nil {
+		OnCollection: emb.EnsureIDIndex, ScanSearch: true}); err != nil {
 		e.close()
 		return nil, err
 	}
@@ -122,7 +122,8 @@ func attachShared(ctx context.Context, before map[int]bool, httpPort int, databa
 			continue
 		}
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		st, err := mongostore.Open(cctx, mongostore.Options{URI: fmt.Sprintf("mongodb://127.0.0.1:%d/", p), Database: database, Embedded: true})
+		st, err := mongostore.Open(cctx, mongostore.Options{URI: fmt.Sprintf("mongodb://127.0.0.1:%d/", p), Database: database, Embedded: true,
+			ScanSearch: true})
 		if err == nil {
 			if _, err = st.Read(cctx, "Patient", probe); err != nil {
 				_ = st.Close(context.WithoutCancel(ctx))

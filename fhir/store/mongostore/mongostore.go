@@ -41,6 +41,11 @@ type Options struct {
 	// search index on the first search of that type instead of in the
 	// background from Open (see memindex.go).
 	LazySearchIndex bool
+	// ScanSearch, in embedded mode, serves Find and Count from the database
+	// (a scan) instead of the in-memory search index. It is for a second
+	// client of an embedded store that another Store writes (tools and
+	// benchmarks): the in-memory index only sees this Store's own writes.
+	ScanSearch bool
 }
 
 // Store is a store.Store on MongoDB or the embedded FerretDB.
@@ -119,6 +124,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		log:      log,
 
 		lazyIndex: o.LazySearchIndex,
+		scanOnly:  o.ScanSearch,
 	}
 	s.bg, s.stop = context.WithCancel(context.WithoutCancel(ctx))
 	if err := s.open(ctx); err != nil {
@@ -149,7 +155,7 @@ func (s *Store) open(ctx context.Context) error {
 	if err := s.recoverJournal(ctx); err != nil {
 		return err
 	}
-	if s.embedded && !s.lazyIndex {
+	if s.useTable() && !s.lazyIndex {
 		go s.preload(names)
 	}
 	s.log.InfoContext(ctx, "store opened", "database", s.dbName, "embedded", s.embedded, "collections", len(names))
