@@ -20,10 +20,10 @@ const (
 	OpTimeline   = CaseBase + "/OperationDefinition/EpisodeOfCare-timeline"
 )
 
-//go:embed data/casemgmt/*.json
+//go:embed artefacts/casemgmt/*.json
 var caseFS embed.FS
 
-const caseDir = "data/casemgmt"
+const caseDir = "artefacts/casemgmt"
 
 // Artefact is one embedded case-management conformance resource.
 type Artefact struct {

@@ -8,7 +8,7 @@ import (
 // officialSearchParameters is the complete R4 (4.0.1) SearchParameter
 // Bundle, kept byte for byte as published.
 //
-//go:embed data/search-parameters.json
+//go:embed artefacts/search-parameters.json
 var officialSearchParameters []byte
 
 // SearchParameters returns the official R4 SearchParameter Bundle (JSON).

@@ -81,7 +81,7 @@ func BenchmarkParseFilterMatch(b *testing.B) {
 }
 
 func BenchmarkNewRegistry(b *testing.B) {
-	data, err := os.ReadFile("../../conformance/data/search-parameters.json")
+	data, err := os.ReadFile("../../conformance/artefacts/search-parameters.json")
 	if err != nil {
 		b.Skip(err)
 	}

@@ -36,7 +36,7 @@ var (
 func testRegistry(t testing.TB) *Registry {
 	t.Helper()
 	regOnce.Do(func() {
-		b, err := os.ReadFile("../../conformance/data/search-parameters.json")
+		b, err := os.ReadFile("../../conformance/artefacts/search-parameters.json")
 		if err != nil {
 			regErr = err
 			return

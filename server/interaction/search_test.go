@@ -96,7 +96,7 @@ func (c *memCursor) Close(context.Context) error { return nil }
 
 func newSearchFixture(t *testing.T) (*Handler, *searchMemStore) {
 	t.Helper()
-	b, err := os.ReadFile("../../conformance/data/search-parameters.json")
+	b, err := os.ReadFile("../../conformance/artefacts/search-parameters.json")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,7 @@ import (
 // the synthetic Patient of the other benchmarks: 10,000 entries decoded
 // from their stored documents as a load decodes them.
 func BenchmarkTableMemory(b *testing.B) {
-	params, err := os.ReadFile("../../../conformance/data/search-parameters.json")
+	params, err := os.ReadFile("../../../conformance/artefacts/search-parameters.json")
 	if err != nil {
 		b.Skip(err)
 	}
