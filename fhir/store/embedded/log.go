@@ -22,6 +22,17 @@ func warnLogger(l *slog.Logger) *slog.Logger {
 type minLevel struct {
 	h   slog.Handler
 	min slog.Level
+	// ops are the WithAttrs/WithGroup calls made on this handler, applied
+	// to h only when a record is actually handled: FerretDB derives a
+	// logger per connection and command, and nearly all of their records
+	// are below min, so eager WithAttrs (which pre-formats) is wasted work.
+	ops []logOp
+}
+
+// logOp is one deferred WithAttrs (attrs) or WithGroup (group) call.
+type logOp struct {
+	attrs []slog.Attr
+	group string
 }
 
 func (m minLevel) Enabled(ctx context.Context, l slog.Level) bool {
@@ -32,7 +43,15 @@ func (m minLevel) Handle(ctx context.Context, r slog.Record) error {
 	if isWireDump(r.Message) {
 		return nil
 	}
-	return m.h.Handle(ctx, r)
+	h := m.h
+	for _, op := range m.ops {
+		if op.attrs != nil {
+			h = h.WithAttrs(op.attrs)
+		} else {
+			h = h.WithGroup(op.group)
+		}
+	}
+	return h.Handle(ctx, r)
 }
 
 // isWireDump reports whether msg is one of FerretDB's wire message dumps.
@@ -47,9 +66,15 @@ func isWireDump(msg string) bool {
 }
 
 func (m minLevel) WithAttrs(as []slog.Attr) slog.Handler {
-	return minLevel{h: m.h.WithAttrs(as), min: m.min}
+	if len(as) == 0 {
+		return m
+	}
+	return minLevel{h: m.h, min: m.min, ops: append(m.ops[:len(m.ops):len(m.ops)], logOp{attrs: as})}
 }
 
 func (m minLevel) WithGroup(name string) slog.Handler {
-	return minLevel{h: m.h.WithGroup(name), min: m.min}
+	if name == "" {
+		return m
+	}
+	return minLevel{h: m.h, min: m.min, ops: append(m.ops[:len(m.ops):len(m.ops)], logOp{group: name})}
 }
