@@ -77,6 +77,9 @@ type Store struct {
 	mem       memIndex
 	scanOnly  bool
 	lazyIndex bool
+	// wildcard: the database supports wildcard indexes (MongoDB 4.2+, not
+	// FerretDB), so resource collections get one on their search values.
+	wildcard bool
 	// leases are the Lock leases of embedded mode (lease.go).
 	leases leaseTable
 
@@ -140,6 +143,13 @@ func (s *Store) open(ctx context.Context) error {
 	if err := s.Ping(ctx); err != nil {
 		return err
 	}
+	// FerretDB answers buildInfo with a "ferretdbVersion" field; it accepts
+	// a wildcard index key but builds a useless (and harmful) index for it.
+	var info bson.Raw
+	if err := s.client.Database("admin").RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Decode(&info); err == nil {
+		_, ferret := info.Lookup("ferretdbVersion").StringValueOK()
+		s.wildcard = !ferret
+	}
 	names, err := s.db.ListCollectionNames(ctx, bson.D{})
 	if err != nil {
 		return translate(op, err)
@@ -197,6 +207,17 @@ func (s *Store) ensure(ctx context.Context, name string) error {
 				return translate(op, err)
 			}
 		}
+		if s.wildcard && isResourceCollection(name) {
+			// One wildcard index serves every search value path (x.<param>.<part>):
+			// equality on tokens and references, ranges on dates and numbers,
+			// anchored prefixes on strings, the patient compartment. A
+			// collection has at most 64 indexes; a type has up to ~80 paths.
+			wild := mongo.IndexModel{Keys: bson.D{{Key: fIndex + ".$**", Value: 1}}}
+			if _, err := s.db.Collection(name).Indexes().CreateOne(ctx, wild); err != nil {
+				s.log.WarnContext(ctx, "the database did not create the wildcard search index; searches of this type scan",
+					"collection", name, "error", translate(op, err).Error())
+			}
+		}
 	}
 	if s.onColl != nil {
 		if err := s.onColl(ctx, s.dbName, name); err != nil {
@@ -205,6 +226,12 @@ func (s *Store) ensure(ctx context.Context, name string) error {
 	}
 	s.ready.Store(name, struct{}{})
 	return nil
+}
+
+// isResourceCollection reports whether name holds current resource
+// versions (not history, leases, journals or jobs).
+func isResourceCollection(name string) bool {
+	return name != "" && name[0] != '_' && !strings.HasSuffix(name, historySuffix)
 }
 
 // EnsureIndexes declares index paths of typ that search queries use: on
