@@ -28,7 +28,7 @@ test: build node-deps
 	$(GO) test -race -count=1 -timeout 30m $(PKGS)
 
 bench: build
-	$(GO) run ./cmd/benchfhir -out docs/benchmarks.md
+	$(GO) run ./cmd/benchfhir -export -budget 30m -out docs/benchmarks.md
 
 fuzz:
 	$(GO) test ./fhir/codec -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME)

@@ -16,7 +16,6 @@ type sample struct {
 	lat  []time.Duration // per operation
 	// store work seen by the server's /metrics during the run (HTTP runs).
 	storeSec, storeCalls float64
-	extra                map[string]float64
 }
 
 func (s sample) rate() float64 {
