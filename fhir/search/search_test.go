@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -633,5 +634,34 @@ func TestParseDate(t *testing.T) {
 		if _, ok := parseDate(bad); ok {
 			t.Errorf("%q parsed", bad)
 		}
+	}
+}
+
+func TestParseNumberBounds(t *testing.T) {
+	for _, tt := range []struct {
+		in     string
+		lo, hi string // the decimals the bounds must equal as float64
+	}{
+		{"5.4", "5.35", "5.45"},
+		{"5.40", "5.395", "5.405"},
+		{"100", "99.5", "100.5"},
+		{"-0.3", "-0.35", "-0.25"},
+		{"+2.1", "2.05", "2.15"},
+		{"1e2", "50", "150"},
+		{"1.5e-3", "0.00145", "0.00155"},
+	} {
+		n, ok := parseNumber(tt.in)
+		if !ok {
+			t.Errorf("%s: not parsed", tt.in)
+			continue
+		}
+		lo, _ := strconv.ParseFloat(tt.lo, 64)
+		hi, _ := strconv.ParseFloat(tt.hi, 64)
+		if n.lo != lo || n.hi != hi {
+			t.Errorf("%s: [%v, %v), want [%v, %v)", tt.in, n.lo, n.hi, lo, hi)
+		}
+	}
+	if n, ok := parseNumber("1e-99999"); !ok || n.v != 0 {
+		t.Errorf("1e-99999: %v %v", n, ok)
 	}
 }

@@ -2,6 +2,7 @@ package search
 
 import (
 	"math"
+	"math/big"
 	"strconv"
 	"strings"
 	"time"
@@ -239,6 +240,40 @@ func parseNumber(s string) (number, bool) {
 	if i := strings.IndexByte(mant, '.'); i >= 0 {
 		decimals = len(mant) - i - 1
 	}
-	half := 0.5 * math.Pow10(exp-decimals)
-	return number{v: v, lo: v - half, hi: v + half}, true
+	lo, hi := precisionBounds(s, exp-decimals)
+	return number{v: v, lo: lo, hi: hi}, true
+}
+
+// precisionBounds returns s ± 0.5×10^scale, computed exactly and then
+// rounded to the nearest float64, so that a bound equals the float64 of
+// the decimal it stands for (5.4 gives 5.35, not 5.3500000000000005, and
+// a stored 5.35 lies in [5.35, 5.45)).
+func precisionBounds(s string, scale int) (float64, float64) {
+	v, _ := strconv.ParseFloat(s, 64)
+	if scale < -400 || scale > 400 {
+		// Beyond float64's range the bounds round to v or overflow
+		// anyway; avoid big powers of ten for absurd exponents.
+		half := 0.5 * math.Pow10(scale)
+		return v - half, v + half
+	}
+	r, ok := new(big.Rat).SetString(s)
+	if !ok {
+		half := 0.5 * math.Pow10(scale)
+		return v - half, v + half
+	}
+	half := new(big.Rat).SetInt(new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(abs(scale))), nil))
+	if scale < 0 {
+		half.Inv(half)
+	}
+	half.Quo(half, big.NewRat(2, 1))
+	lo, _ := new(big.Rat).Sub(r, half).Float64()
+	hi, _ := new(big.Rat).Add(r, half).Float64()
+	return lo, hi
+}
+
+func abs(i int) int {
+	if i < 0 {
+		return -i
+	}
+	return i
 }

@@ -109,12 +109,14 @@ func (x *SearchExecutor) Search(ctx context.Context, h *Handler, r *Request) (*R
 	}
 	self := q.SelfParams()
 	total := -1
-	if q.Total == "accurate" || q.Total == "estimate" || q.Summary == "count" {
+	// _count=0 asks for no entries: the count is known already, and there
+	// is no further page to link to.
+	if q.Total == "accurate" || q.Total == "estimate" || q.Summary == "count" || count == 0 {
 		total = len(keys)
 	}
 	snap := &snapshot{Keys: keys, Query: self.Encode(), Path: path, Types: types}
 	snapID := ""
-	if len(keys) > count && q.Summary != "count" {
+	if len(keys) > count && count > 0 && q.Summary != "count" {
 		if js, ok := h.o.Store.(store.JobStore); ok {
 			snapID = NewUUID()
 			data, _ := json.Marshal(snap)
@@ -402,10 +404,10 @@ func (x *SearchExecutor) render(ctx context.Context, h *Handler, r *Request, q *
 		if offset > 0 {
 			links[0].URL = pageURL(offset)
 		}
-		if offset+count < len(snap.Keys) {
+		if count > 0 && offset+count < len(snap.Keys) {
 			links = append(links, Link{Relation: "next", URL: pageURL(offset + count)})
 		}
-		if offset > 0 {
+		if offset > 0 && count > 0 {
 			links = append(links, Link{Relation: "previous", URL: pageURL(max(offset-count, 0))})
 		}
 	}
