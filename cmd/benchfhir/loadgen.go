@@ -140,6 +140,20 @@ func med(ss []sample, f func(sample) float64) float64 {
 }
 
 // latMedian is the median of all per-operation latencies of ss.
+// cpuPer is the process CPU per operation over the samples.
+func cpuPer(ss []sample) time.Duration {
+	var cpu time.Duration
+	ops := 0
+	for _, s := range ss {
+		cpu += s.cpu
+		ops += s.ops
+	}
+	if ops == 0 {
+		return 0
+	}
+	return cpu / time.Duration(ops)
+}
+
 func latMedian(ss []sample) time.Duration {
 	var xs []float64
 	for _, s := range ss {

@@ -74,8 +74,9 @@ func (b *bench) scaling(ctx context.Context) (*section, error) {
 		title: "3b. Search latency as a type grows (embedded store)",
 		intro: "Sequential, median latency per query. *Direct* is the best equivalent query through the baseline client: " +
 			"`Find` on the search index (`x.family.n` starts-with, `x.subject.r` equals), results drained; the page adds " +
-			"`Limit 50` and a `Count` for the total.",
-		head: []string{"resources of the type", "query", "casefhir HTTP", "direct", "ratio", "target"},
+			"`Limit 50` and a `Count` for the total. *CPU per search* is the process CPU (server, FerretDB and the "+
+			"HTTP client) over casefhir's runs divided by the searches.",
+		head: []string{"resources of the type", "query", "casefhir HTTP", "direct", "ratio", "target", "casefhir CPU per search"},
 	}
 	if !searchWired {
 		why := "search-type is not in the CapabilityStatement"
@@ -215,7 +216,10 @@ func (b *bench) searchAt(ctx context.Context, n int, wired, direct bool, sec *se
 		{"page", fmt.Sprintf("`Patient?family=Smith&_count=50&_total=accurate` (%d matches)", n/10), 3},
 	} {
 		d := latMedian(res["direct "+q.key])
-		row := []string{fmt.Sprint(n), q.label, "not measured", fDur(d), "-", "-"}
+		row := []string{fmt.Sprint(n), q.label, "not measured", fDur(d), "-", "-", "-"}
+		if h, ok := res["http "+q.key]; ok {
+			row[6] = fDur(cpuPer(h))
+		}
 		if !direct {
 			row[3] = "not measured (scan)"
 			if h, ok := res["http "+q.key]; ok {
