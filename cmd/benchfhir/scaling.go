@@ -74,7 +74,7 @@ func (b *bench) scaling(ctx context.Context) (*section, error) {
 		title: "3b. Search latency as a type grows (embedded store)",
 		intro: "Sequential, median latency per query. *Direct* is the best equivalent query through the baseline client: " +
 			"`Find` on the search index (`x.family.n` starts-with, `x.subject.r` equals), results drained; the page adds " +
-			"`Limit 50` and a `Count` for the total. *CPU per search* is the process CPU (server, FerretDB and the "+
+			"`Limit 50` and a `Count` for the total. *CPU per search* is the process CPU (server, FerretDB and the " +
 			"HTTP client) over casefhir's runs divided by the searches.",
 		head: []string{"resources of the type", "query", "casefhir HTTP", "direct", "ratio", "target", "casefhir CPU per search"},
 	}
