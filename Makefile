@@ -31,12 +31,15 @@ bench: build
 	$(GO) run ./cmd/benchfhir -export -budget 30m -out docs/benchmarks.md
 
 fuzz:
-	$(GO) test ./fhir/codec -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME)
-	$(GO) test ./fhir/codec -run '^$$' -fuzz FuzzApplyJSONPatch -fuzztime $(FUZZTIME)
-	$(GO) test ./server/interaction -run '^$$' -fuzz FuzzParseRoute -fuzztime $(FUZZTIME)
-	$(GO) test ./fhir/search -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
-	$(GO) test ./fhir/fhirpath -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
-	$(GO) test ./server/auth -run '^$$' -fuzz FuzzParseScope -fuzztime $(FUZZTIME)
+	$(GO) test ./fhir/codec -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./fhir/codec -run '^$$' -fuzz '^FuzzApplyJSONPatch$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./fhir -run '^$$' -fuzz '^FuzzParseReference$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./fhir -run '^$$' -fuzz '^FuzzParseETag$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./fhir/search -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./fhir/fhirpath -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./server/interaction -run '^$$' -fuzz '^FuzzParseRoute$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./server/auth -run '^$$' -fuzz '^FuzzParseScope$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./server/auth -run '^$$' -fuzz '^FuzzParseAuthorization$$' -fuzztime $(FUZZTIME)
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
