@@ -106,6 +106,7 @@ func (s *Server) openStore(ctx context.Context) error {
 		s.closers = append(s.closers, func(context.Context) error { return emb.Close() })
 		opts.URI = emb.URI()
 		opts.Embedded = true
+		opts.ScanSearch = s.cfg.EmbeddedSearch == "scan"
 		opts.OnCollection = emb.EnsureIDIndex
 	}
 	st, err := mongostore.Open(ctx, opts)
