@@ -7,10 +7,10 @@ import (
 	"net/http"
 	"runtime"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/casefhir/casefhir/fhir/store"
+	"github.com/casefhir/casefhir/server/bulk/bulkbench"
 )
 
 // scanner is implemented by stores with a plain JSON scan of a type
@@ -58,7 +58,7 @@ func (b *bench) export(ctx context.Context) (*section, error) {
 			return 0, 0, 0, err
 		}
 		runtime.GC()
-		stop := sampleHeap()
+		stop := bulkbench.SampleHeap()
 		t0 := time.Now()
 		var n int64
 		for _, t := range types {
@@ -143,7 +143,7 @@ func (b *bench) countAll(ctx context.Context) (int, error) {
 // kickExport runs one system export over HTTP and waits for its manifest.
 func (b *bench) kickExport(ctx context.Context) (int64, time.Duration, uint64, error) {
 	runtime.GC()
-	stop := sampleHeap()
+	stop := bulkbench.SampleHeap()
 	t0 := time.Now()
 	st, h, _, err := b.e.do(ctx, http.MethodGet, b.e.base+"/$export", nil, "Prefer", "respond-async")
 	if err == nil && st != http.StatusAccepted {
@@ -185,41 +185,5 @@ func (b *bench) kickExport(ctx context.Context) (int64, time.Duration, uint64, e
 			return 0, 0, 0, fmt.Errorf("$export did not complete within 4 minutes")
 		}
 		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// sampleHeap samples HeapInuse every 20ms until the returned stop is
-// called, which returns the maximum seen.
-func sampleHeap() (stop func() uint64) {
-	var mu sync.Mutex
-	var peak uint64
-	done, finished := make(chan struct{}), make(chan struct{})
-	sample := func() {
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		mu.Lock()
-		peak = max(peak, ms.HeapInuse)
-		mu.Unlock()
-	}
-	go func() {
-		defer close(finished)
-		t := time.NewTicker(20 * time.Millisecond)
-		defer t.Stop()
-		for {
-			sample()
-			select {
-			case <-done:
-				return
-			case <-t.C:
-			}
-		}
-	}()
-	return func() uint64 {
-		close(done)
-		<-finished
-		sample()
-		mu.Lock()
-		defer mu.Unlock()
-		return peak
 	}
 }

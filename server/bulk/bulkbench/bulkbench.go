@@ -183,7 +183,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	stop := sampleHeap()
+	stop := SampleHeap()
 	t0 = time.Now()
 	var scanned int64
 	for _, t := range types {
@@ -207,7 +207,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	svc.Start(ctx)
 	defer svc.Close(ctx)
-	stop = sampleHeap()
+	stop = SampleHeap()
 	t0 = time.Now()
 	const base = "http://bench.invalid/fhir"
 	req := &interaction.Request{Route: interaction.Route{Kind: interaction.KindOperation, Operation: bulk.OperationName},
@@ -244,9 +244,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	return res, nil
 }
 
-// sampleHeap samples HeapInuse every 20ms until the returned stop is
-// called, which returns the maximum seen.
-func sampleHeap() (stop func() uint64) {
+// SampleHeap samples the process's HeapInuse every 20ms until the
+// returned stop is called, which returns the maximum seen.
+func SampleHeap() (stop func() uint64) {
 	var mu sync.Mutex
 	var peak uint64
 	done := make(chan struct{})
