@@ -3,14 +3,10 @@ package server_test
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -23,75 +19,11 @@ import (
 const clientsDir = "testdata/clients"
 
 // ensureClients runs "npm ci" in dir unless node_modules matches
-// package-lock.json (a stamp in node_modules holds the lock's hash). A
-// lock file outside the tree serialises concurrent test processes.
+// package-lock.json (see authtest.EnsureNodeModules).
 func ensureClients(t *testing.T, dir string) {
 	t.Helper()
-	lock, err := os.ReadFile(filepath.Join(dir, "package-lock.json"))
-	if err != nil {
+	if err := authtest.EnsureNodeModules(context.Background(), dir); err != nil {
 		t.Fatal(err)
-	}
-	sum := sha256.Sum256(lock)
-	want := hex.EncodeToString(sum[:])
-	stamp := filepath.Join(dir, "node_modules", ".casefhir-installed")
-	installed := func() bool {
-		b, err := os.ReadFile(stamp)
-		return err == nil && string(bytes.TrimSpace(b)) == want
-	}
-	if installed() {
-		return
-	}
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dsum := sha256.Sum256([]byte(abs))
-	unlock, err := exclusiveFile(context.Background(), filepath.Join(os.TempDir(), "casefhir-npm-"+hex.EncodeToString(dsum[:8])+".lock"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unlock()
-	if installed() {
-		return
-	}
-	npm, err := exec.LookPath("npm")
-	if err != nil {
-		t.Fatalf("npm not found on PATH (Node.js 20+ is needed for the client tests): %v", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error")
-	cmd.Dir = dir
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("npm ci in %s: %v\n%s", dir, err, out)
-	}
-	if err := os.WriteFile(stamp, []byte(want+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// exclusiveFile takes a lock by creating path exclusively, waiting while
-// another process holds it; a lock older than 15 minutes is stale.
-func exclusiveFile(ctx context.Context, path string) (func(), error) {
-	for {
-		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o666)
-		if err == nil {
-			f.Close()
-			return func() { _ = os.Remove(path) }, nil
-		}
-		if !errors.Is(err, os.ErrExist) {
-			return nil, err
-		}
-		if st, serr := os.Stat(path); serr == nil && time.Since(st.ModTime()) > 15*time.Minute {
-			_ = os.Remove(path)
-			continue
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
 	}
 }
 

@@ -31,10 +31,11 @@ func harnessDir() (string, error) {
 // holds the SHA-256 of the package-lock.json that was installed.
 const stampName = ".casefhir-installed"
 
-// ensureNodeModules runs "npm ci" in dir unless node_modules already
+// EnsureNodeModules runs "npm ci" in dir unless node_modules already
 // matches package-lock.json. An exclusive file lock (outside the source
-// tree) serialises concurrent test processes.
-func ensureNodeModules(ctx context.Context, dir string) error {
+// tree) serialises concurrent test processes. Other test harnesses with
+// Node packages (the real FHIR client tests) use it too.
+func EnsureNodeModules(ctx context.Context, dir string) error {
 	lock, err := os.ReadFile(filepath.Join(dir, "package-lock.json"))
 	if err != nil {
 		return fmt.Errorf("authtest: %w", err)

@@ -103,7 +103,7 @@ func startProvider(ctx context.Context, tmp string, opts ProviderOptions) (*Prov
 	if err != nil {
 		return nil, nil, fmt.Errorf("authtest: node not found on PATH (Node.js 20+ is needed for the OpenID provider tests): %w", err)
 	}
-	if err := ensureNodeModules(ctx, dir); err != nil {
+	if err := EnsureNodeModules(ctx, dir); err != nil {
 		return nil, nil, err
 	}
 	if opts.Audience == "" {
