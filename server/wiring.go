@@ -37,13 +37,12 @@ func (s *Server) buildHandler(ctx context.Context, c *codec.Codec) error {
 	if err := s.openBulk(ctx, &opts); err != nil {
 		return err
 	}
+	capability := conformance.CapabilityStatement(s.capabilityInput(opts))
+	opts.Capabilities = func(string) []byte { return capability }
 	s.handler = interaction.New(opts)
 	if err := interaction.SeedCaseArtefacts(ctx, s.handler); err != nil {
 		return fmt.Errorf("case-management artefacts: %w", err)
 	}
-	capability := conformance.CapabilityStatement(s.capabilityInput(opts))
-	opts.Capabilities = func(string) []byte { return capability }
-	s.handler = interaction.New(opts)
 	return nil
 }
 
