@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/casefhir/casefhir/fhir/outcome"
 	"github.com/casefhir/casefhir/fhir/store"
 )
 
@@ -141,13 +142,22 @@ func (s instrumentedStore) obs(op string, start time.Time, err error) {
 	}
 }
 
+// notFoundIsFine leaves "not found" out of the store error count: it is an
+// answer, not a failure.
+func notFoundIsFine(err error) error {
+	if outcome.Is(err, outcome.NotFound) {
+		return nil
+	}
+	return err
+}
+
 func (s instrumentedStore) Read(ctx context.Context, typ, id string) (r *store.Resource, err error) {
-	defer func(t time.Time) { s.obs("read", t, nil) }(time.Now())
+	defer func(t time.Time) { s.obs("read", t, notFoundIsFine(err)) }(time.Now())
 	return s.Store.Read(ctx, typ, id)
 }
 
-func (s instrumentedStore) VRead(ctx context.Context, typ, id string, v int64) (*store.Resource, error) {
-	defer func(t time.Time) { s.obs("vread", t, nil) }(time.Now())
+func (s instrumentedStore) VRead(ctx context.Context, typ, id string, v int64) (r *store.Resource, err error) {
+	defer func(t time.Time) { s.obs("vread", t, notFoundIsFine(err)) }(time.Now())
 	return s.Store.VRead(ctx, typ, id, v)
 }
 
