@@ -6,7 +6,7 @@ import (
 )
 
 // officialSearchParameters is the complete R4 (4.0.1) SearchParameter
-// Bundle, kept byte for byte as published.
+// Bundle as published, with insignificant whitespace removed (json.Compact).
 //
 //go:embed artefacts/search-parameters.json
 var officialSearchParameters []byte
