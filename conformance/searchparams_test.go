@@ -1,7 +1,9 @@
 package conformance
 
 import (
+	"bytes"
 	"encoding/json"
+	"os"
 	"testing"
 )
 
@@ -44,5 +46,22 @@ func TestSearchParameters(t *testing.T) {
 	}
 	if len(CaseSearchParameterList()) != len(b.Entry) {
 		t.Error("list and bundle differ")
+	}
+}
+
+// TestSearchParametersAreTheOfficialBundle checks the embedded copy is the
+// official R4 bundle (../shared/fhir-r4 beside the repository) with only
+// insignificant whitespace removed.
+func TestSearchParametersAreTheOfficialBundle(t *testing.T) {
+	official, err := os.ReadFile("../../shared/fhir-r4/definitions/search-parameters.json")
+	if err != nil {
+		t.Fatalf("official bundle not found beside the repository: %v", err)
+	}
+	var want bytes.Buffer
+	if err := json.Compact(&want, official); err != nil {
+		t.Fatal(err)
+	}
+	if got := bytes.TrimSpace(SearchParameters()); !bytes.Equal(got, want.Bytes()) {
+		t.Fatal("the embedded SearchParameter bundle differs from the official one")
 	}
 }
