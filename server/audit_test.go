@@ -67,3 +67,27 @@ func TestAuditTrail(t *testing.T) {
 		t.Error("the public CapabilityStatement read was audited")
 	}
 }
+
+// TestAuditTrailBundleEntries checks that every entry of a batch and of a
+// committed transaction is audited, naming its own target.
+func TestAuditTrailBundleEntries(t *testing.T) {
+	s := servertest.Start(t, servertest.Options{})
+	tx := `{"resourceType":"Bundle","type":"transaction","entry":[
+	  {"request":{"method":"PUT","url":"Patient/audited-tx-1"},"resource":{"resourceType":"Patient","id":"audited-tx-1","active":true}},
+	  {"request":{"method":"PUT","url":"Organization/audited-tx-2"},"resource":{"resourceType":"Organization","id":"audited-tx-2","name":"X"}}]}`
+	wantStatus(t, s.Do(t, "POST", "", tx), 200)
+	batch := `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"Patient/audited-tx-1"}}]}`
+	wantStatus(t, s.Do(t, "POST", "", batch), 200)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		body := string(s.Do(t, "GET", "AuditEvent?_count=200", nil).Body)
+		if strings.Contains(body, "Patient/audited-tx-1") && strings.Contains(body, "Organization/audited-tx-2") &&
+			strings.Count(body, "Patient/audited-tx-1") >= 2 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("transaction and batch entries not audited one by one: %.2000s", body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

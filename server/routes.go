@@ -147,3 +147,19 @@ func (s *Server) recordAudit(c *gin.Context, req *interaction.Request, status in
 	e.RequestID = middleware.RequestIDFrom(c.Request.Context())
 	s.audit.Record(e)
 }
+
+// auditEntry leaves an AuditEvent for one batch or transaction entry (the
+// Bundle request itself is audited by recordAudit).
+func (s *Server) auditEntry(ctx context.Context, entry *interaction.Request, status int, err error) {
+	if s.audit == nil {
+		return
+	}
+	p := auth.Unrestricted()
+	if pa, ok := entry.Access.(principalAccess); ok {
+		p = pa.p
+	}
+	now := time.Now()
+	e := audit.FromRequest(entry, p, status, err, now, now)
+	e.RequestID = middleware.RequestIDFrom(ctx)
+	s.audit.Record(e)
+}

@@ -82,6 +82,10 @@ type Options struct {
 	MaxBundleEntries int
 	// Transaction runs transaction Bundles.
 	Transaction TransactionFunc
+	// ObserveEntry, when set, is told the outcome of every batch entry and
+	// of every entry of a committed transaction (e.g. to audit each one).
+	// err is nil on success. It must not block.
+	ObserveEntry func(ctx context.Context, entry *Request, status int, err error)
 }
 
 // Operation is a FHIR operation ($name) handler.
@@ -241,4 +245,19 @@ func prefer(r *Request, key string) string {
 		}
 	}
 	return ""
+}
+
+// observeEntry reports one Bundle entry's outcome to Options.ObserveEntry.
+func (h *Handler) observeEntry(ctx context.Context, entry *Request, resp *Response, err error) {
+	if h.o.ObserveEntry == nil || entry == nil {
+		return
+	}
+	status := 0
+	switch {
+	case err != nil:
+		status = outcome.StatusOf(err)
+	case resp != nil:
+		status = resp.Status
+	}
+	h.o.ObserveEntry(ctx, entry, status, err)
 }

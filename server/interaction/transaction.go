@@ -131,6 +131,9 @@ func Transaction(ctx context.Context, h *Handler, r *Request, b *BundleIn) (*Res
 		return nil, err
 	}
 
+	for _, e := range b.Entries {
+		h.observeEntry(ctx, e.Req, resps[e.Index], nil)
+	}
 	bw := NewBundleWriter("transaction-response", NewUUID(), fhir.FormatInstant(h.o.Now()), -1, nil)
 	for _, e := range b.Entries {
 		bw.Add(ResponseEntry(e.Req, resps[e.Index]))
