@@ -58,10 +58,17 @@ func (f *caseFixture) open(t *testing.T) openedCase {
 		caseParam("model", "valueCoding", map[string]any{"system": mapping.SystemModel, "code": "clinical"}),
 	))
 	wantStatus(t, r, 201)
+	return openedFrom(t, f.s, r)
+}
+
+// openedFrom reads the ids of the case, its CareTeam and intake Task from
+// a $open-case transaction-response.
+func openedFrom(t *testing.T, s *servertest.Server, r *servertest.Response) openedCase {
+	t.Helper()
 	var oc openedCase
 	for _, e := range r.JSON()["entry"].([]any) {
 		loc := e.(map[string]any)["response"].(map[string]any)["location"].(string)
-		parts := strings.Split(strings.TrimPrefix(loc, f.s.URL+"/"), "/")
+		parts := strings.Split(strings.TrimPrefix(loc, s.URL+"/"), "/")
 		switch parts[0] {
 		case "EpisodeOfCare":
 			oc.id = parts[1]

@@ -87,21 +87,8 @@ func newLeakFixture(t *testing.T) *leakFixture {
 			caseParam("model", "valueCoding", map[string]any{"system": mapping.SystemModel, "code": "clinical"}),
 		))
 		wantStatus(t, r, 201)
-		for _, en := range r.JSON()["entry"].([]any) {
-			loc := en.(map[string]any)["response"].(map[string]any)["location"].(string)
-			parts := strings.Split(strings.TrimPrefix(loc, e.s.URL+"/"), "/")
-			switch parts[0] {
-			case "EpisodeOfCare":
-				s.eoc = parts[1]
-			case "CareTeam":
-				s.team = parts[1]
-			case "Task":
-				s.task = parts[1]
-			}
-		}
-		if s.eoc == "" || s.team == "" || s.task == "" {
-			t.Fatalf("$open-case: %s", r.Body)
-		}
+		oc := openedFrom(t, e.s, r)
+		s.eoc, s.team, s.task = oc.id, oc.team, oc.task
 		wantStatus(t, e.do(t, f.admin, "POST", "EpisodeOfCare/"+s.eoc+"/$transition", caseParams(
 			caseParam("status", "valueCode", "active"), caseParam("phase", "valueCoding", casePhaseCoding("planning")))), 200)
 		cp := caseLinked("CarePlan", s.eoc, "Patient/"+s.pat, map[string]any{"status": "active", "intent": "plan", "note": note})

@@ -14,10 +14,9 @@ import (
 
 // bundleIn is the part of an incoming Bundle the server reads itself.
 type bundleIn struct {
-	ResourceType string         `json:"resourceType"`
-	Type         string         `json:"type"`
-	Entry        []bundleEntry  `json:"entry"`
-	Extra        map[string]any `json:"-"`
+	ResourceType string        `json:"resourceType"`
+	Type         string        `json:"type"`
+	Entry        []bundleEntry `json:"entry"`
 }
 
 type bundleEntry struct {

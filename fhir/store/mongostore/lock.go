@@ -88,9 +88,6 @@ func (s *Store) Lock(ctx context.Context, key string, ttl time.Duration) (func(c
 func (s *Store) takeExpired(ctx context.Context, key string, now time.Time) (bool, error) {
 	const op = "mongostore.Lock"
 	coll := s.db.Collection(locksColl)
-	if s.embedded {
-		defer s.keyLock(locksColl + "/" + key)()
-	}
 	raw, err := coll.FindOne(ctx, bson.D{{Key: fID, Value: key}}).Raw()
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return true, nil // released meanwhile
@@ -103,11 +100,8 @@ func (s *Store) takeExpired(ctx context.Context, key string, now time.Time) (boo
 		return false, nil
 	}
 	holder, _ := raw.Lookup(fOwner).StringValueOK()
-	filter := bson.D{{Key: fID, Value: key}}
-	if !s.embedded {
-		// Only the lease we saw expire: not one re-taken meanwhile.
-		filter = append(filter, bson.E{Key: fOwner, Value: holder})
-	}
+	// Only the lease we saw expire: not one re-taken meanwhile.
+	filter := bson.D{{Key: fID, Value: key}, {Key: fOwner, Value: holder}}
 	if _, err := coll.DeleteOne(ctx, filter); err != nil {
 		return false, translate(op, err)
 	}
@@ -115,26 +109,11 @@ func (s *Store) takeExpired(ctx context.Context, key string, now time.Time) (boo
 	return true, nil
 }
 
-// unlock deletes the lease key if owner still holds it.
+// unlock deletes the lease key if owner still holds it (embedded mode
+// never gets here: its leases are in memory, see lease.go).
 func (s *Store) unlock(ctx context.Context, key, owner string) error {
 	const op = "mongostore.Unlock"
-	coll := s.db.Collection(locksColl)
-	if !s.embedded {
-		_, err := coll.DeleteOne(ctx, bson.D{{Key: fID, Value: key}, {Key: fOwner, Value: owner}})
-		return translate(op, err)
-	}
-	defer s.keyLock(locksColl + "/" + key)()
-	raw, err := coll.FindOne(ctx, bson.D{{Key: fID, Value: key}}).Raw()
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return nil
-	}
-	if err != nil {
-		return translate(op, err)
-	}
-	if holder, _ := raw.Lookup(fOwner).StringValueOK(); holder != owner {
-		return nil // expired and taken over: not ours to release
-	}
-	_, err = coll.DeleteOne(ctx, bson.D{{Key: fID, Value: key}})
+	_, err := s.db.Collection(locksColl).DeleteOne(ctx, bson.D{{Key: fID, Value: key}, {Key: fOwner, Value: owner}})
 	return translate(op, err)
 }
 
