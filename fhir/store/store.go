@@ -40,8 +40,25 @@ type HistoryQuery struct {
 	Before time.Time
 	// Limit caps the number of versions returned (0: implementation default).
 	Limit int
-	// Offset skips that many versions (paging).
+	// After keeps only versions strictly after that one in the history
+	// order (keyset paging; nil: from the newest).
+	After *VersionKey
+	// Offset skips that many versions. It costs what it skips:
+	// interactions page with After instead.
 	Offset int
+}
+
+// VersionKey is one version's place in the history order: LastUpdated
+// descending, then Type, ID ascending, then VersionID descending.
+type VersionKey struct {
+	LastUpdated time.Time
+	Type, ID    string
+	VersionID   int64
+}
+
+// KeyOf returns r's place in the history order.
+func KeyOf(r *Resource) VersionKey {
+	return VersionKey{LastUpdated: r.LastUpdated, Type: r.Type, ID: r.ID, VersionID: r.VersionID}
 }
 
 // Store is the persistence contract. Implementations are safe for
@@ -61,17 +78,22 @@ type Store interface {
 	// current version is no longer prev, it fails with outcome.Conflict
 	// and writes nothing visible. A delete is an Update to a tombstone.
 	Update(ctx context.Context, next, prev *Resource) error
-	// History returns versions newest first (by LastUpdated, then version).
+	// History returns versions newest first, in the order of VersionKey.
 	History(ctx context.Context, q HistoryQuery) ([]*Resource, error)
-	// Find returns the current, non-deleted resources of typ matching f.
-	// f may match a superset (callers check exactly); it must never miss a
-	// match.
+	// Find returns the current, non-deleted resources of typ matching f,
+	// in the order of opt.Sort (then id). f may match a superset (callers
+	// check exactly); it must never miss a match. Filter, sort, After and
+	// Limit are applied by the database; see the package documentation for
+	// the filter shapes every implementation serves from an index.
 	Find(ctx context.Context, typ string, f *Filter, opt FindOptions) (Cursor, error)
-	// Count counts what Find would return (ignoring opt Limit/Skip).
+	// Count counts what Find would return (ignoring opt Limit/Skip); the
+	// database counts.
 	Count(ctx context.Context, typ string, f *Filter) (int64, error)
 	// Lock takes a lease named key, waiting (until ctx ends) while another
 	// holder has it. The lease expires after ttl if never released (a crashed
-	// holder). It serialises e.g. conditional creates across server instances.
+	// holder). It serialises e.g. conditional creates across server
+	// instances and processes: the lease lives in the database, never only
+	// in the process.
 	Lock(ctx context.Context, key string, ttl time.Duration) (unlock func(context.Context) error, err error)
 	// Types lists the resource types that have any stored data.
 	Types(ctx context.Context) ([]string, error)
@@ -89,14 +111,42 @@ type Cursor interface {
 }
 
 // FindOptions shape a Find.
+//
+// Paging is by keyset: a page is Find(f, {Sort, Limit: n, After: &pos})
+// where pos is PositionOf the last row of the previous page. A page costs
+// what the page costs (the database walks an index in sort order and stops
+// after Limit rows); nothing is remembered between pages, so any process
+// serves any page. A resource that does not change while a client pages
+// appears exactly once.
 type FindOptions struct {
-	// Sort keys, applied in order; ties are broken by id ascending.
+	// Sort keys, applied in order; ties are broken by id ascending. Sort
+	// paths lead to at most one scalar per resource (string, float64,
+	// time.Time or bool; package search extracts such sort values at write
+	// time); when a path leads to several, ascending order uses the
+	// smallest and descending the largest. A resource with no value at a
+	// sort path sorts after every resource that has one, in either
+	// direction. PathID and PathLastUpdated are always sortable.
 	Sort []SortKey
-	// Limit caps the results (0: none). Skip skips that many.
-	Limit, Skip int
+	// Limit caps the results (0: none).
+	Limit int
+	// After keeps only rows strictly after that position in the order of
+	// Sort (then id): the keyset cursor. Values holds one entry per sort
+	// key.
+	After *Position
+	// Skip skips that many rows. It costs what it skips: interactions page
+	// with After instead.
+	Skip int
 	// IndexOnly omits JSON from results (Type, ID, VersionID, LastUpdated,
 	// Index only), for counting, id collection, chaining and sorting.
+	// Results always carry Index.
 	IndexOnly bool
+}
+
+// Position is a row's place in a sort order: its value at each sort key
+// (nil where it has none) and its id, the final tie-breaker.
+type Position struct {
+	Values []any
+	ID     string
 }
 
 // SortKey sorts by an Index path ("_lastUpdated" and "_id" are always
