@@ -66,7 +66,8 @@ func (x *SearchExecutor) Search(ctx context.Context, h *Handler, r *Request) (*R
 	}
 	q.Base = r.BaseURL
 	if r.Kind == KindSearchSystem && len(q.Types) > 0 {
-		types = q.Types
+		// Types are paged one after the other in a fixed (name) order.
+		types = slices.Sorted(slices.Values(q.Types))
 	}
 	count, err := h.count(r.Query)
 	if err != nil {
