@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/casefhir/casefhir/fhir/store"
 	"github.com/casefhir/casefhir/fhir/store/memstore"
 	"github.com/casefhir/casefhir/server"
 )
@@ -99,6 +100,10 @@ var stores = struct {
 	sync.Mutex
 	m map[string]*memstore.Store
 }{m: map[string]*memstore.Store{}}
+
+// StoreFor returns the store a test server on data directory dir serves
+// (created empty on first use), e.g. to seed data before Start.
+func StoreFor(dir string) store.Store { return storeFor(dir) }
 
 func storeFor(dir string) *memstore.Store {
 	stores.Lock()
