@@ -28,12 +28,10 @@ const (
 // operation (system, Patient, Group/[id], EpisodeOfCare/[id] level) in o.
 // It needs s.registry and must run before the handler is built.
 func (s *Server) openBulk(ctx context.Context, o *interaction.Options) error {
-	raw := s.store
-	if is, ok := raw.(instrumentedStore); ok {
-		raw = is.Store
-	}
-	jobs, _ := raw.(store.JobStore)
-	scanner, _ := raw.(bulk.Scanner)
+	// The wrapped store has JobStore when the real one does; the
+	// Scanner is the real store's own method.
+	jobs, _ := s.store.(store.JobStore)
+	scanner, _ := s.base.(bulk.Scanner)
 	if jobs == nil {
 		return errors.New("bulk export: the store does not keep jobs")
 	}

@@ -66,6 +66,10 @@ func replayDemo(t *testing.T, dir string) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// Stored instants have millisecond precision: let the previous
+		// step's last write fall into an earlier millisecond than this
+		// step's bound, so every write is attributed to its own step.
+		time.Sleep(2 * time.Millisecond)
 		bounds = append(bounds, time.Now().UTC().Truncate(time.Millisecond))
 		if i == 0 {
 			r := s.Do(t, "POST", "", raw)

@@ -149,6 +149,9 @@ func TestCaseTimeline(t *testing.T) {
 	p := f.read(t, f.plan)
 	p["status"] = "active"
 	wantStatus(t, s.Do(t, "PUT", f.plan, p), 200)
+	// Instants have millisecond precision: let the transition fall into a
+	// later millisecond than the plan's update, for the _since check below.
+	time.Sleep(2 * time.Millisecond)
 	f.mustTransition(t, id, "", "implementation")
 
 	r := s.Do(t, "GET", "EpisodeOfCare/"+id+"/$timeline", nil)

@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/casefhir/casefhir/fhir/store"
 )
 
 // Auth modes.
@@ -49,6 +51,11 @@ type Config struct {
 	// (default; an in-memory copy of the search values, fast, costs memory)
 	// or "scan" (reads the database for every search; little memory).
 	EmbeddedSearch string
+
+	// Store, when set, is the store to serve (a test hook: e.g. the
+	// in-memory reference store); the server closes it. MongoURI, DataDir
+	// and EmbeddedSearch are then not used to open one.
+	Store store.Store
 
 	// Version is the software version reported in the CapabilityStatement.
 	Version string
@@ -121,7 +128,7 @@ func (c *Config) Validate() error {
 	if c.Database == "" || strings.ContainsAny(c.Database, `/\. "$`) || len(c.Database) > 63 {
 		return fmt.Errorf("--database %q: not a valid database name", c.Database)
 	}
-	if c.MongoURI == "" && c.DataDir == "" {
+	if c.Store == nil && c.MongoURI == "" && c.DataDir == "" {
 		return errors.New("--data-dir: required for the embedded store")
 	}
 	switch c.Auth {

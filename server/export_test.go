@@ -360,21 +360,15 @@ func TestExportSurvivesRestart(t *testing.T) {
 	wantExactlyOnce(t, got, keys)
 }
 
-// seedBulk loads n resources into the embedded store on dir through the
+// seedBulk loads n resources into the store a test server on dir serves,
 // store directly, before a server opens it.
 func seedBulk(t *testing.T, dir string, n int) []string {
 	t.Helper()
-	ctx := context.Background()
-	emb, err := bulkbench.OpenEmbedded(ctx, dir, "casefhir")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer emb.Close()
 	reg, err := bulkbench.Registry()
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, err := bulkbench.Seed(ctx, emb.Store, reg, n)
+	keys, err := bulkbench.Seed(context.Background(), servertest.StoreFor(dir), reg, n)
 	if err != nil {
 		t.Fatal(err)
 	}

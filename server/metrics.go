@@ -129,6 +129,32 @@ func sortedKeys[V any](m map[string]V) []string {
 	return out
 }
 
+// commandCounter is implemented by stores that count the database
+// commands they send, by command name (mongostore: from the driver's
+// command monitor), so the round trips of every interaction can be
+// measured.
+type commandCounter interface {
+	CommandCounts() map[string]int64
+}
+
+// writeCommandCounts renders counts as the counter
+// casefhir_mongodb_commands_total{command="find"}.
+func writeCommandCounts(w io.Writer, counts map[string]int64) (int64, error) {
+	var b strings.Builder
+	b.WriteString("# HELP casefhir_mongodb_commands_total MongoDB commands sent, by command name.\n")
+	b.WriteString("# TYPE casefhir_mongodb_commands_total counter\n")
+	names := make([]string, 0, len(counts))
+	for k := range counts {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		fmt.Fprintf(&b, "casefhir_mongodb_commands_total{%s} %d\n", labels("command", k), counts[k])
+	}
+	n, err := io.WriteString(w, b.String())
+	return int64(n), err
+}
+
 // instrumentedStore records the latency of every store operation.
 type instrumentedStore struct {
 	store.Store

@@ -48,6 +48,9 @@ func (s *Server) routes() *gin.Engine {
 		c.Header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 		c.Status(http.StatusOK)
 		_, _ = s.metrics.WriteTo(c.Writer)
+		if cc, ok := s.base.(commandCounter); ok {
+			_, _ = writeCommandCounts(c.Writer, cc.CommandCounts())
+		}
 	})
 	smart := func(c *gin.Context) {
 		if s.verifier == nil {

@@ -97,6 +97,12 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 }
 
 func (s *Server) openStore(ctx context.Context) error {
+	if s.cfg.Store != nil {
+		s.closers = append(s.closers, s.cfg.Store.Close)
+		s.base = s.cfg.Store
+		s.store = instrument(s.cfg.Store, s.metrics)
+		return nil
+	}
 	opts := mongostore.Options{URI: s.cfg.MongoURI, Database: s.cfg.Database, Logger: s.log}
 	if s.cfg.MongoURI == "" {
 		emb, err := embedded.Start(ctx, embedded.Options{DataDir: s.cfg.DataDir, Logger: s.log})
@@ -115,7 +121,7 @@ func (s *Server) openStore(ctx context.Context) error {
 	}
 	s.closers = append(s.closers, st.Close)
 	s.base = st
-	s.store = instrumentedStore{Store: st, m: s.metrics}
+	s.store = instrument(st, s.metrics)
 	return nil
 }
 
@@ -161,7 +167,6 @@ func (s *Server) ServeListener(ctx context.Context, ln net.Listener) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- s.httpSrv.Serve(ln) }()
-	go s.sweepSnapshots(ctx)
 	s.log.Info("casefhir listening", "addr", ln.Addr().String(), "base_url", s.cfg.BaseURL, "auth", s.cfg.Auth)
 	if s.cfg.Auth == AuthOff {
 		s.log.Warn("authentication is OFF: every request is allowed everything (loopback only)")
@@ -286,23 +291,4 @@ func (s *Server) fhirRequest(c *gin.Context, path string) (*interaction.Request,
 	}
 	return &interaction.Request{Route: route, Method: c.Request.Method, Query: q, Header: hdr, Body: body,
 		BaseURL: s.cfg.BaseURL}, nil
-}
-
-// sweepSnapshots deletes expired search paging snapshots every few
-// minutes until ctx ends.
-func (s *Server) sweepSnapshots(ctx context.Context) {
-	t := time.NewTicker(5 * time.Minute)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if n, err := interaction.SweepSnapshots(ctx, s.store, interaction.SnapshotRetention, time.Now()); err != nil && ctx.Err() == nil {
-			s.log.WarnContext(ctx, "search snapshot sweep failed", "error", outcome.As(err).Error())
-		} else if n > 0 {
-			s.log.DebugContext(ctx, "search snapshots expired", "removed", n)
-		}
-	}
 }

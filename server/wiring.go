@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"time"
 
 	"github.com/casefhir/casefhir/conformance"
 	"github.com/casefhir/casefhir/fhir"
 	"github.com/casefhir/casefhir/fhir/codec"
 	"github.com/casefhir/casefhir/fhir/search"
+	"github.com/casefhir/casefhir/fhir/store"
 	"github.com/casefhir/casefhir/server/interaction"
 )
 
@@ -38,6 +40,14 @@ func (s *Server) buildHandler(ctx context.Context, c *codec.Codec) error {
 		return err
 	}
 	opts.ObserveEntry = s.auditEntry
+	// The cursor key lives in the database, so every instance sharing the
+	// store accepts the others' paging cursors.
+	js, _ := s.store.(store.JobStore)
+	key, err := interaction.CursorKey(ctx, js, time.Now())
+	if err != nil {
+		return fmt.Errorf("cursor key: %v", err)
+	}
+	opts.Cursors = interaction.NewCursors(key)
 	capability := conformance.CapabilityStatement(s.capabilityInput(opts))
 	opts.Capabilities = func(string) []byte { return capability }
 	s.handler = interaction.New(opts)

@@ -73,6 +73,9 @@ func (r *Registry) ExtractValue(typ string, res map[string]any) map[string]any {
 	if c := compartments(typ, res, idx); len(c) > 0 {
 		idx[KeyCompartment] = c
 	}
+	if sv := sortValues(r.types[typ], idx); sv != nil {
+		idx[KeySort] = sv
+	}
 	return idx
 }
 

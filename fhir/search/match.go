@@ -718,15 +718,3 @@ func (r *Registry) IndexPaths(typ string) []string {
 	}
 	return append(out, KeyCompartment)
 }
-
-// CompartmentFilter returns the filter for a Patient compartment search
-// (Patient/<id>/<Type>) together with the exact check.
-func CompartmentFilter(patientID string) *store.Filter {
-	return store.Eq(KeyCompartment, "Patient/"+patientID)
-}
-
-// InCompartment reports whether an index places its resource in the
-// compartment of Patient/patientID.
-func InCompartment(index map[string]any, patientID string) bool {
-	return has(strs(index[KeyCompartment]), "Patient/"+patientID)
-}

@@ -325,7 +325,7 @@ func TestCompartment(t *testing.T) {
 	for _, res := range all {
 		for _, p := range []string{"p1", "p2", "p3"} {
 			if InCompartment(res.index, p) {
-				if !CompartmentFilter(p).Match(&store.Resource{Index: res.index}) {
+				if !PatientCompartmentFilter(res.typ, p).Match(&store.Resource{Type: res.typ, ID: res.id, Index: res.index}) {
 					t.Errorf("compartment filter loses %s/%s", res.typ, res.id)
 				}
 				got[p] = append(got[p], res.typ+"/"+res.id)

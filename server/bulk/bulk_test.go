@@ -219,7 +219,7 @@ func TestCompartmentAndRestrictions(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !interaction.InPatientCompartment(res, "b0000003") {
+		if !search.InPatientCompartment(res, "b0000003") {
 			t.Errorf("%s is outside the caller's compartment", k)
 		}
 	}

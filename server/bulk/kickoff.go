@@ -378,7 +378,7 @@ func visible(a interaction.Access, res *store.Resource) bool {
 		return true
 	}
 	pid, ok := a.Compartment(interaction.ActionRead, res.Type)
-	return !ok || interaction.InPatientCompartment(res, pid)
+	return !ok || search.InPatientCompartment(res, pid)
 }
 
 // patientRef returns the id of a Patient reference ("Patient/x", or an

@@ -13,7 +13,6 @@ import (
 	"github.com/casefhir/casefhir/fhir/outcome"
 	"github.com/casefhir/casefhir/fhir/search"
 	"github.com/casefhir/casefhir/fhir/store"
-	"github.com/casefhir/casefhir/server/interaction"
 )
 
 // errStop says the job must stop here: cancelled, deleted, taken over by
@@ -325,23 +324,14 @@ func (s *Service) selector(sp *Spec, typ string) (*selector, error) {
 	case LevelPatient, LevelGroup:
 		if sp.Level == LevelGroup || len(sp.Patients) > 0 {
 			members := make(map[string]bool, len(sp.Patients))
-			refs := make([]any, 0, len(sp.Patients))
 			for _, p := range sp.Patients {
-				members["Patient/"+p] = true
-				refs = append(refs, "Patient/"+p)
+				members[search.PatientRef(p)] = true
 			}
-			switch {
-			case len(refs) == 0:
-				fs = append(fs, matchNothing())
-			case len(refs) <= maxInFilter:
-				fs = append(fs, store.In(interaction.CompartmentKey, refs...))
-			default:
-				fs = append(fs, store.Exists(interaction.CompartmentKey, true))
-			}
-			checks = append(checks, func(res *store.Resource) bool { return inAnyCompartment(res, members) })
+			fs = append(fs, search.PatientCompartmentsFilter(append([]string{}, sp.Patients...), maxInFilter))
+			checks = append(checks, func(res *store.Resource) bool { return search.InAnyPatientCompartment(res, members) })
 		} else {
-			fs = append(fs, store.Exists(interaction.CompartmentKey, true))
-			checks = append(checks, func(res *store.Resource) bool { return inAnyCompartment(res, nil) })
+			fs = append(fs, search.PatientCompartmentsFilter(nil, maxInFilter))
+			checks = append(checks, func(res *store.Resource) bool { return search.InAnyPatientCompartment(res, nil) })
 		}
 	case LevelEpisode:
 		switch typ {
@@ -367,7 +357,7 @@ func (s *Service) selector(sp *Spec, typ string) (*selector, error) {
 				alts = append(alts, store.In(store.PathID, ids...))
 			}
 			if len(alts) == 0 {
-				fs = append(fs, matchNothing())
+				fs = append(fs, &store.Filter{Op: store.OpOr}) // matches nothing
 			} else {
 				fs = append(fs, store.Or(alts...))
 			}
@@ -410,8 +400,8 @@ func (s *Service) selector(sp *Spec, typ string) (*selector, error) {
 		})
 	}
 	if pid, ok := sp.Compartment[typ]; ok {
-		fs = append(fs, store.Eq(interaction.CompartmentKey, "Patient/"+pid))
-		checks = append(checks, func(res *store.Resource) bool { return interaction.InPatientCompartment(res, pid) })
+		fs = append(fs, search.PatientCompartmentFilter(typ, pid))
+		checks = append(checks, func(res *store.Resource) bool { return search.InPatientCompartment(res, pid) })
 	}
 	f := store.And(fs...)
 	return &selector{filter: f, match: func(res *store.Resource) bool {
@@ -425,28 +415,4 @@ func (s *Service) selector(sp *Spec, typ string) (*selector, error) {
 		}
 		return true
 	}}, nil
-}
-
-// matchNothing returns a filter no resource matches (an empty OR).
-func matchNothing() *store.Filter { return &store.Filter{Op: store.OpOr} }
-
-// inAnyCompartment reports whether res is in a patient compartment, one of
-// members when members is not nil.
-func inAnyCompartment(res *store.Resource, members map[string]bool) bool {
-	if res.Type == "Patient" && (members == nil || members["Patient/"+res.ID]) {
-		return true
-	}
-	var refs []any
-	switch v := res.Index[interaction.CompartmentKey].(type) {
-	case []any:
-		refs = v
-	case string:
-		refs = []any{v}
-	}
-	for _, x := range refs {
-		if ref, ok := x.(string); ok && (members == nil || members[ref]) {
-			return true
-		}
-	}
-	return false
 }

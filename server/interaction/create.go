@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/casefhir/casefhir/fhir/outcome"
+	"github.com/casefhir/casefhir/fhir/search"
 	"github.com/casefhir/casefhir/fhir/store"
 )
 
@@ -128,7 +129,7 @@ func (h *Handler) checkStoredCompartment(r *Request, a Action, res *store.Resour
 	if r.Access == nil {
 		return nil
 	}
-	if pid, bounded := r.Access.Compartment(a, res.Type); bounded && !InPatientCompartment(res, pid) {
+	if pid, bounded := r.Access.Compartment(a, res.Type); bounded && !search.InPatientCompartment(res, pid) {
 		return outcome.New(outcome.Forbidden, "the resource would lie outside the patient compartment the access token is bound to")
 	}
 	if !h.matchesRestrictions(r, a, res) {

@@ -82,6 +82,10 @@ type Options struct {
 	MaxBundleEntries int
 	// Transaction runs transaction Bundles.
 	Transaction TransactionFunc
+	// Cursors make and check paging cursors (default: a random key for
+	// this process; a deployment of several instances shares one, see
+	// CursorKey).
+	Cursors *Cursors
 	// ObserveEntry, when set, is told the outcome of every batch entry and
 	// of every entry of a committed transaction (e.g. to audit each one).
 	// err is nil on success. It must not block.
@@ -119,6 +123,10 @@ func New(o Options) *Handler {
 	}
 	if o.MaxBundleEntries == 0 {
 		o.MaxBundleEntries = 10000
+	}
+	if o.Cursors == nil {
+		key, _ := CursorKey(context.Background(), nil, o.Now())
+		o.Cursors = NewCursors(key)
 	}
 	return &Handler{o: o}
 }

@@ -13,8 +13,10 @@ import (
 )
 
 // History implements https://hl7.org/fhir/R4/http.html#history at instance,
-// type and system level, with _since, _at, _count and stable paging: the
-// first page fixes a snapshot time (_before) so later writes never shift
+// type and system level, with _since, _at, _count and keyset paging: the
+// next link carries a tamper-evident cursor holding the last version's
+// place in the history order (store.VersionKey), so a page costs one page
+// and versions written meanwhile (newer, so before the cursor) never shift
 // the pages that follow.
 func (h *Handler) History(ctx context.Context, r *Request) (*Response, error) {
 	q := store.HistoryQuery{Type: r.Type, ID: r.ID}
@@ -28,23 +30,26 @@ func (h *Handler) History(ctx context.Context, r *Request) (*Response, error) {
 	if q.At, err = instantParam(r.Query, "_at"); err != nil {
 		return nil, err
 	}
-	if q.Before, err = instantParam(r.Query, "_before"); err != nil {
-		return nil, err
-	}
-	if q.Before.IsZero() {
-		q.Before = h.o.Now().UTC().Truncate(time.Millisecond).Add(time.Millisecond)
-	}
 	count, err := h.count(r.Query)
 	if err != nil {
 		return nil, err
 	}
-	offset := 0
-	if s := r.Query.Get("_offset"); s != "" {
-		if offset, err = strconv.Atoi(s); err != nil || offset < 0 {
-			return nil, outcome.New(outcome.Invalid, "invalid _offset")
+	canon := url.Values{}
+	for _, k := range []string{"_since", "_at"} {
+		if v := r.Query.Get(k); v != "" {
+			canon.Set(k, v)
 		}
 	}
-	q.Limit, q.Offset = count+1, offset
+	canon.Set("_count", strconv.Itoa(count))
+	scope := historyPath(r)
+	if tok := r.Query.Get(CursorParam); tok != "" {
+		p, err := h.o.Cursors.Check(tok, scope, canon.Encode(), r)
+		if err != nil {
+			return nil, err
+		}
+		q.After = &store.VersionKey{LastUpdated: p.At, Type: p.Type, ID: p.ID, VersionID: p.Version}
+	}
+	q.Limit = count + 1
 
 	// Access: reading history needs read on the type(s); a patient-bounded
 	// caller sees only versions inside the compartment.
@@ -70,16 +75,15 @@ func (h *Handler) History(ctx context.Context, r *Request) (*Response, error) {
 		versions = versions[:count]
 	}
 
-	links := []Link{{Relation: "self", URL: h.pageURL(r, q.Before, offset, count)}}
-	if more {
-		links = append(links, Link{Relation: "next", URL: h.pageURL(r, q.Before, offset+count, count)})
+	base := r.BaseURL + "/" + scope
+	links := []Link{{Relation: "self", URL: base + "?" + canon.Encode()}}
+	if tok := r.Query.Get(CursorParam); tok != "" {
+		links[0].URL = pageLink(base, canon, tok)
 	}
-	if offset > 0 {
-		prev := offset - count
-		if prev < 0 {
-			prev = 0
-		}
-		links = append(links, Link{Relation: "previous", URL: h.pageURL(r, q.Before, prev, count)})
+	if more && len(versions) > 0 {
+		k := store.KeyOf(versions[len(versions)-1])
+		cur := h.o.Cursors.Make(scope, canon.Encode(), r, position{Type: k.Type, ID: k.ID, Version: k.VersionID, At: k.LastUpdated})
+		links = append(links, Link{Relation: "next", URL: pageLink(base, canon, cur)})
 	}
 	bw := NewBundleWriter("history", NewUUID(), fhir.FormatInstant(h.o.Now()), -1, links)
 	for _, v := range versions {
@@ -129,26 +133,17 @@ func (h *Handler) historyVisible(r *Request, v *store.Resource) bool {
 	return h.visible(r, ActionRead, v)
 }
 
-func (h *Handler) pageURL(r *Request, before time.Time, offset, count int) string {
-	q := url.Values{}
-	for _, k := range []string{"_since", "_at"} {
-		if v := r.Query.Get(k); v != "" {
-			q.Set(k, v)
-		}
-	}
-	q.Set("_before", fhir.FormatInstant(before))
-	q.Set("_count", strconv.Itoa(count))
-	if offset > 0 {
-		q.Set("_offset", strconv.Itoa(offset))
-	}
-	p := r.BaseURL
+// historyPath is the path of a history below the base ("_history",
+// "Patient/_history", "Patient/1/_history").
+func historyPath(r *Request) string {
+	p := ""
 	if r.Type != "" && r.Kind != KindHistorySystem {
-		p += "/" + r.Type
+		p = r.Type + "/"
 		if r.ID != "" {
-			p += "/" + r.ID
+			p += r.ID + "/"
 		}
 	}
-	return p + "/_history?" + q.Encode()
+	return p + "_history"
 }
 
 // count reads _count, bounded by the handler's limits.

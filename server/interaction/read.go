@@ -10,6 +10,7 @@ import (
 	"github.com/casefhir/casefhir/fhir"
 	"github.com/casefhir/casefhir/fhir/codec"
 	"github.com/casefhir/casefhir/fhir/outcome"
+	"github.com/casefhir/casefhir/fhir/search"
 	"github.com/casefhir/casefhir/fhir/store"
 )
 
@@ -58,7 +59,7 @@ func inCompartment(r *Request, a Action, res *store.Resource) bool {
 	if !bounded {
 		return true
 	}
-	return InPatientCompartment(res, pid)
+	return search.InPatientCompartment(res, pid)
 }
 
 // RestrictionMatcher evaluates granular scope restrictions (sets of search
@@ -90,31 +91,6 @@ func (h *Handler) matchesRestrictions(r *Request, a Action, res *store.Resource)
 	}
 	return m.MatchRestrictions(res.Type, sets, res.Index)
 }
-
-// InPatientCompartment reports whether res belongs to Patient/pid's
-// compartment, from the index values extracted at write time (a tombstone
-// keeps no index: it is in no compartment).
-func InPatientCompartment(res *store.Resource, pid string) bool {
-	if res.Type == "Patient" && res.ID == pid {
-		return true
-	}
-	want := "Patient/" + pid
-	switch v := res.Index[CompartmentKey].(type) {
-	case []any:
-		for _, x := range v {
-			if s, ok := x.(string); ok && s == want {
-				return true
-			}
-		}
-	case string:
-		return v == want
-	}
-	return false
-}
-
-// CompartmentKey is the index key holding a resource's patient compartment
-// memberships ("Patient/<id>" strings).
-const CompartmentKey = "_compartment"
 
 func notFound(typ, id string) error {
 	return outcome.New(outcome.NotFound, "resource not found").

@@ -2,11 +2,11 @@ package interaction
 
 import (
 	"context"
-	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/casefhir/casefhir/fhir"
@@ -18,51 +18,39 @@ import (
 
 // SearchExecutor runs type, compartment and whole-system searches
 // (https://hl7.org/fhir/R4/search.html) on a store, and resolves the
-// queries of conditional interactions. The database narrows with the
-// compiled filter (index values only); every candidate is then checked
-// exactly; the sorted list of matching ids is kept as a snapshot so that
-// paging visits every match exactly once whatever is written meanwhile,
-// and any server instance can serve the next page.
+// queries of conditional interactions.
+//
+// A page costs what the page costs: the database filters with the
+// compiled filter, sorts by the sort values extracted at write time and
+// walks from the keyset cursor; every candidate is then checked exactly
+// (and against the caller's access), and more rows are read until the page
+// is full. Nothing is stored per search: the next link carries an opaque,
+// tamper-evident cursor (Cursors), so any instance serves any page.
 type SearchExecutor struct {
 	Registry *search.Registry
 	// Store serves Resolve (conditional interactions); Search uses the
 	// Handler's store.
 	Store store.Store
-	// MaxMatches bounds the matches one search may collect (0: 10000);
-	// a search matching more is refused as too costly.
-	MaxMatches int
+	// MaxInnerMatches bounds the matches of one chained or _has inner
+	// search (0: DefaultMaxInnerMatches); more is refused as too costly.
+	MaxInnerMatches int
 	// MaxIncludeRounds bounds _include:iterate / _revinclude:iterate (0: 3).
 	MaxIncludeRounds int
 }
 
-// snapshotKind is the store.Job kind of a search result snapshot.
-const snapshotKind = "search-snapshot"
+// DefaultMaxInnerMatches is the default bound of the id or reference set a
+// chain or _has inner search may produce.
+const DefaultMaxInnerMatches = 10000
 
-type snapshot struct {
-	Keys  []string `json:"keys"`  // "Type/id" in result order
-	Query string   `json:"query"` // canonical query (self link parameters)
-	Path  string   `json:"path"`  // path below the base of the self link
-	Types []string `json:"types"` // searched types
-}
-
-type hit struct {
-	typ, id  string
-	index    map[string]any
-	sortVals []any
-}
-
-func (x *SearchExecutor) maxMatches() int {
-	if x.MaxMatches > 0 {
-		return x.MaxMatches
+func (x *SearchExecutor) maxInner() int {
+	if x.MaxInnerMatches > 0 {
+		return x.MaxInnerMatches
 	}
-	return 100000
+	return DefaultMaxInnerMatches
 }
 
 // Search implements Searcher.
 func (x *SearchExecutor) Search(ctx context.Context, h *Handler, r *Request) (*Response, error) {
-	if id := r.Query.Get("_snapshot"); id != "" {
-		return x.page(ctx, h, r, id)
-	}
 	strict := strings.EqualFold(prefer(r, "handling"), "strict")
 	types, path, err := x.searchTypes(ctx, h, r)
 	if err != nil {
@@ -72,63 +60,285 @@ func (x *SearchExecutor) Search(ctx context.Context, h *Handler, r *Request) (*R
 	if r.Kind != KindSearchSystem && len(types) == 1 {
 		parseType = types[0]
 	}
-	q, err := x.Registry.Parse(parseType, r.Query, strict)
+	q, err := x.Registry.Parse(parseType, withoutCursor(r.Query), strict)
 	if err != nil {
 		return nil, err
 	}
 	q.Base = r.BaseURL
 	if r.Kind == KindSearchSystem && len(q.Types) > 0 {
-		types = q.Types
+		// Types are paged one after the other in a fixed (name) order.
+		types = slices.Sorted(slices.Values(q.Types))
 	}
 	count, err := h.count(r.Query)
 	if err != nil {
 		return nil, err
 	}
-	var hits []hit
+	// Only the types the caller may search: a whole-system or
+	// whole-compartment search leaves the others out; a search naming a
+	// type it may not search is refused.
+	var allowed []string
 	for _, typ := range types {
 		if err := allow(r, ActionSearch, typ); err != nil {
 			if r.Kind == KindSearchSystem && len(q.Types) == 0 || r.Kind == KindSearchCompartment && r.Compartment == "*" {
-				continue // whole-system or whole-compartment search: only the types the caller may search
+				continue
 			}
 			return nil, err
 		}
-		tq := q.ForType(typ)
-		found, err := x.matches(ctx, h, r, typ, tq, compartmentOf(r), false)
+		allowed = append(allowed, typ)
+	}
+	self := q.SelfParams()
+	canon := self.Encode()
+	var from *position
+	if tok := r.Query.Get(CursorParam); tok != "" {
+		p, err := h.o.Cursors.Check(tok, path, canon, r)
 		if err != nil {
 			return nil, err
 		}
-		hits = append(hits, found...)
-		if len(hits) > x.maxMatches() {
-			return nil, outcome.New(outcome.TooCostly, "the search matches too many resources; narrow it").WithStatus(http.StatusForbidden)
+		from = &p
+	}
+	total := -1
+	// _count=0 asks for the total only.
+	if q.Total == "accurate" || q.Total == "estimate" || q.Summary == "count" || count == 0 {
+		n, err := x.count(ctx, h, r, q, allowed)
+		if err != nil {
+			return nil, err
+		}
+		total = int(n)
+	}
+	base := r.BaseURL
+	if path != "" {
+		base += "/" + path
+	}
+	selfURL := base
+	if canon != "" {
+		selfURL += "?" + canon
+	}
+	links := []Link{{Relation: "self", URL: selfURL}}
+	if from != nil {
+		links[0].URL = pageLink(base, self, r.Query.Get(CursorParam))
+	}
+	if q.Summary == "count" || count == 0 {
+		bw := NewBundleWriter("searchset", NewUUID(), fhir.FormatInstant(h.o.Now()), total, links)
+		return &Response{Status: http.StatusOK, Header: http.Header{}, Body: bw.Bytes()}, nil
+	}
+	matched, last, more, err := x.page(ctx, h, r, q, allowed, from, count)
+	if err != nil {
+		return nil, err
+	}
+	if more {
+		links = append(links, Link{Relation: "next", URL: pageLink(base, self, h.o.Cursors.Make(path, canon, r, last))})
+	}
+	bw := NewBundleWriter("searchset", NewUUID(), fhir.FormatInstant(h.o.Now()), total, links)
+	seen := map[string]bool{}
+	for _, res := range matched {
+		seen[res.Key()] = true
+	}
+	included, err := x.includes(ctx, h, r, q, matched, seen)
+	if err != nil {
+		return nil, err
+	}
+	add := func(res *store.Resource, mode string) error {
+		body, err := x.shape(q, res.JSON)
+		if err != nil {
+			return err
+		}
+		bw.Add(Entry{FullURL: r.BaseURL + "/" + res.Type + "/" + res.ID, Resource: body, SearchMode: mode})
+		return nil
+	}
+	for _, res := range matched {
+		if err := add(res, "match"); err != nil {
+			return nil, err
 		}
 	}
-	sortHits(q, hits)
-	keys := make([]string, len(hits))
-	for i, h := range hits {
-		keys[i] = h.typ + "/" + h.id
+	for _, res := range included {
+		if err := add(res, "include"); err != nil {
+			return nil, err
+		}
 	}
-	self := q.SelfParams()
-	total := -1
-	// _count=0 asks for no entries: the count is known already, and there
-	// is no further page to link to.
-	if q.Total == "accurate" || q.Total == "estimate" || q.Summary == "count" || count == 0 {
-		total = len(keys)
+	if len(q.Unknown) > 0 {
+		bw.Add(Entry{Resource: outcome.Resource(outcome.Issue{Severity: outcome.Warning, Code: outcome.NotSupported,
+			Detail: "some search parameters were ignored", Diagnostics: strings.Join(q.Unknown, ", ")}), SearchMode: "outcome"})
 	}
-	snap := &snapshot{Keys: keys, Query: self.Encode(), Path: path, Types: types}
-	snapID := ""
-	if len(keys) > count && count > 0 && q.Summary != "count" {
-		if js, ok := h.o.Store.(store.JobStore); ok {
-			snapID = NewUUID()
-			data, _ := json.Marshal(snap)
-			now := h.o.Now().UTC()
-			err := js.CreateJob(ctx, &store.Job{ID: snapID, Kind: snapshotKind, Owner: owner(r), Status: "ready",
-				Finished: true, Created: now, Updated: now, Data: data})
+	return &Response{Status: http.StatusOK, Header: http.Header{}, Body: bw.Bytes()}, nil
+}
+
+// withoutCursor returns q without the paging cursor (which is not a search
+// parameter).
+func withoutCursor(q url.Values) url.Values {
+	if _, ok := q[CursorParam]; !ok {
+		return q
+	}
+	c := make(url.Values, len(q))
+	for k, v := range q {
+		if k != CursorParam {
+			c[k] = v
+		}
+	}
+	return c
+}
+
+// pageLink is the URL of the page after a cursor: the canonical query
+// plus the cursor.
+func pageLink(base string, self url.Values, cursor string) string {
+	v := make(url.Values, len(self)+1)
+	for k, vs := range self {
+		v[k] = vs
+	}
+	v.Set(CursorParam, cursor)
+	return base + "?" + v.Encode()
+}
+
+// page reads one page of matches: the types in their fixed order, each in
+// the query's sort order, starting after from. It returns the matches, the
+// position of the last one and whether any match follows it.
+func (x *SearchExecutor) page(ctx context.Context, h *Handler, r *Request, q *search.Query, types []string, from *position, count int) ([]*store.Resource, position, bool, error) {
+	var matched []*store.Resource
+	var last position
+	start := 0
+	if from != nil {
+		start = slices.Index(types, from.Type)
+		if start < 0 {
+			return nil, last, false, outcome.New(outcome.Invalid, "the paging cursor is not valid for this query and caller").WithStatus(http.StatusBadRequest)
+		}
+	}
+	more := false
+	for i := start; i < len(types) && !more; i++ {
+		typ := types[i]
+		tq := q.ForType(typ)
+		sort := tq.StoreSort()
+		var after *store.Position
+		if from != nil && i == start {
+			if len(from.Values) != len(sort) {
+				return nil, last, false, outcome.New(outcome.Invalid, "the paging cursor is not valid for this query and caller").WithStatus(http.StatusBadRequest)
+			}
+			after = &store.Position{Values: from.Values, ID: from.ID}
+		}
+		err := x.scan(ctx, h, r, typ, tq, compartmentOf(r), sort, after, count+1-len(matched), false, func(res *store.Resource, pos store.Position) bool {
+			if len(matched) == count {
+				more = true
+				return false
+			}
+			matched = append(matched, res)
+			last = position{Type: typ, Values: pos.Values, ID: pos.ID}
+			return true
+		})
+		if err != nil {
+			return nil, last, false, err
+		}
+	}
+	return matched, last, more, nil
+}
+
+// scan calls fn for each exact match of q on typ (in the compartment of
+// Patient/pid when pid is set, and visible to the caller), in the order of
+// sort, starting after after, until fn returns false or there are no more.
+// It reads rows from the database in batches, the first of want rows, and
+// more (larger) batches when the exact check rejected candidates.
+func (x *SearchExecutor) scan(ctx context.Context, h *Handler, r *Request, typ string, q *search.Query, pid string, sort []store.SortKey, after *store.Position, want int, indexOnly bool, fn func(*store.Resource, store.Position) bool) error {
+	if err := x.resolve(ctx, h, r, q, 0); err != nil {
+		return err
+	}
+	f, err := x.filter(r, typ, q, pid)
+	if err != nil {
+		return err
+	}
+	restr, err := x.restrictions(r, typ)
+	if err != nil {
+		return err
+	}
+	batch := max(want, 1)
+	for {
+		cur, err := h.o.Store.Find(ctx, typ, f, store.FindOptions{Sort: sort, Limit: batch, After: after, IndexOnly: indexOnly})
+		if err != nil {
+			return err
+		}
+		n := 0
+		for {
+			res, err := cur.Next(ctx)
 			if err != nil {
-				return nil, err
+				_ = cur.Close(ctx)
+				return err
+			}
+			if res == nil {
+				break
+			}
+			n++
+			pos := store.PositionOf(res, sort)
+			after = &pos
+			if !q.Matches(res.Index) {
+				continue
+			}
+			if pid != "" && !search.InPatientCompartment(res, pid) {
+				continue
+			}
+			if !inCompartment(r, ActionSearch, res) || !restrictionsMatch(restr, res.Index) {
+				continue
+			}
+			if !fn(res, pos) {
+				return cur.Close(ctx)
 			}
 		}
+		if err := cur.Close(ctx); err != nil {
+			return err
+		}
+		if n < batch {
+			return nil
+		}
+		batch = min(batch*2, 1000)
 	}
-	return x.render(ctx, h, r, q, snap, snapID, 0, count, total)
+}
+
+// filter compiles q for typ with what narrows it besides: the compartment
+// searched, the caller's patient compartment and granular restrictions.
+// Counts use it as is.
+func (x *SearchExecutor) filter(r *Request, typ string, q *search.Query, pid string) (*store.Filter, error) {
+	f := q.Filter()
+	if pid != "" {
+		f = store.And(f, search.PatientCompartmentFilter(typ, pid))
+	}
+	if r.Access != nil {
+		if cp, bounded := r.Access.Compartment(ActionSearch, typ); bounded {
+			f = store.And(f, search.PatientCompartmentFilter(typ, cp))
+		}
+		restr, err := x.restrictions(r, typ)
+		if err != nil {
+			return nil, err
+		}
+		if len(restr) > 0 {
+			var alts []*store.Filter
+			for _, rq := range restr {
+				alts = append(alts, rq.Filter())
+			}
+			f = store.And(f, store.Or(alts...))
+		}
+	}
+	return f, nil
+}
+
+// count answers _total and _summary=count: the database's count of the
+// compiled filter on every type. The compiled filter is exact for every
+// parameter type and modifier but :contains and :text on strings and
+// tokens, :missing on composite parameters and the precision ranges of
+// ap dates and numbers, where the database may count candidates the exact
+// check would reject.
+func (x *SearchExecutor) count(ctx context.Context, h *Handler, r *Request, q *search.Query, types []string) (int64, error) {
+	var total int64
+	for _, typ := range types {
+		tq := q.ForType(typ)
+		if err := x.resolve(ctx, h, r, tq, 0); err != nil {
+			return 0, err
+		}
+		f, err := x.filter(r, typ, tq, compartmentOf(r))
+		if err != nil {
+			return 0, err
+		}
+		n, err := h.o.Store.Count(ctx, typ, f)
+		if err != nil {
+			return 0, err
+		}
+		total += n
+	}
+	return total, nil
 }
 
 // searchTypes returns the types to search and the self-link path.
@@ -173,78 +383,6 @@ func compartmentOf(r *Request) string {
 	return ""
 }
 
-func owner(r *Request) string {
-	if r.Access == nil {
-		return ""
-	}
-	return r.Access.Subject()
-}
-
-// matches returns the resources of typ matching q (and the compartment
-// of Patient/pid when pid is set), as index-only records.
-//
-// Only the sort values of each hit are kept, not its whole index, unless
-// keepIndex asks for it (a _has inner search reads references from it):
-// a large result costs little memory.
-func (x *SearchExecutor) matches(ctx context.Context, h *Handler, r *Request, typ string, q *search.Query, pid string, keepIndex bool) ([]hit, error) {
-	if err := x.resolve(ctx, h, r, q, 0); err != nil {
-		return nil, err
-	}
-	f := q.Filter()
-	if pid != "" {
-		f = store.And(f, store.Or(search.CompartmentFilter(pid), store.Eq(store.PathID, pidIfPatient(typ, pid))))
-	}
-	restr, err := x.restrictions(r, typ)
-	if err != nil {
-		return nil, err
-	}
-	cur, err := h.o.Store.Find(ctx, typ, f, store.FindOptions{IndexOnly: true})
-	if err != nil {
-		return nil, err
-	}
-	defer cur.Close(ctx)
-	var out []hit
-	for {
-		res, err := cur.Next(ctx)
-		if err != nil {
-			return nil, err
-		}
-		if res == nil {
-			return out, nil
-		}
-		if !q.Matches(res.Index) {
-			continue
-		}
-		if pid != "" && !(typ == "Patient" && res.ID == pid) && !search.InCompartment(res.Index, pid) {
-			continue
-		}
-		if !inCompartment(r, ActionSearch, res) || !restrictionsMatch(restr, res.Index) {
-			continue
-		}
-		ht := hit{typ: typ, id: res.ID}
-		if keepIndex {
-			ht.index = res.Index
-		}
-		if len(q.Sort) > 0 {
-			ht.sortVals = make([]any, len(q.Sort))
-			for k := range q.Sort {
-				ht.sortVals[k] = q.SortValue(res.Index, k)
-			}
-		}
-		out = append(out, ht)
-		if len(out) > x.maxMatches() {
-			return nil, outcome.New(outcome.TooCostly, "the search matches too many resources; narrow it").WithStatus(http.StatusForbidden)
-		}
-	}
-}
-
-func pidIfPatient(typ, pid string) any {
-	if typ == "Patient" {
-		return pid
-	}
-	return "\x00" // matches no id
-}
-
 // restrictions parses the caller's granular scope restrictions for typ.
 func (x *SearchExecutor) restrictions(r *Request, typ string) ([]*search.Query, error) {
 	if r.Access == nil {
@@ -286,7 +424,9 @@ func restrictionsMatch(rs []*search.Query, index map[string]any) bool {
 }
 
 // resolve turns chained and _has clauses into reference sets by running
-// the inner searches (index only), innermost first.
+// the inner searches (index only), innermost first. An inner search may
+// produce at most MaxInnerMatches ids or references; more is refused with
+// 403 too-costly, never truncated.
 func (x *SearchExecutor) resolve(ctx context.Context, h *Handler, r *Request, q *search.Query, depth int) error {
 	for _, c := range q.Pending() {
 		var refs []string
@@ -301,173 +441,31 @@ func (x *SearchExecutor) resolve(ctx context.Context, h *Handler, r *Request, q 
 			if err := allow(r, ActionSearch, inner.Type); err != nil {
 				return err
 			}
-			found, err := x.matches(ctx, h, r, inner.Type, inner, "", c.Has != nil)
-			if err != nil {
-				return err
-			}
-			for _, f := range found {
+			var tooMany bool
+			err := x.scan(ctx, h, r, inner.Type, inner, "", nil, nil, 1000, true, func(res *store.Resource, _ store.Position) bool {
 				if c.Has != nil {
-					for _, ref := range search.LocalRefs(f.index, c.Has.Param) {
+					for _, ref := range search.LocalRefs(res.Index, c.Has.Param) {
 						if strings.HasPrefix(ref, q.Type+"/") {
 							refs = append(refs, ref)
 						}
 					}
 				} else {
-					refs = append(refs, f.typ+"/"+f.id)
+					refs = append(refs, res.Key())
 				}
+				tooMany = len(refs) > x.maxInner()
+				return !tooMany
+			})
+			if err != nil {
+				return err
+			}
+			if tooMany {
+				return outcome.New(outcome.TooCostly, fmt.Sprintf("a chained or _has parameter matches more than %d resources; narrow it", x.maxInner())).
+					WithStatus(http.StatusForbidden)
 			}
 		}
 		c.Resolve(refs)
 	}
 	return nil
-}
-
-// sortHits orders hits by the query's _sort keys (missing values last),
-// then by type and id, so the order is total and repeatable.
-func sortHits(q *search.Query, hits []hit) {
-	sort.SliceStable(hits, func(i, j int) bool {
-		for k, key := range q.Sort {
-			a, b := hits[i].sortVals[k], hits[j].sortVals[k]
-			c := search.CompareSort(a, b)
-			if key.Desc && a != nil && b != nil {
-				c = -c
-			}
-			if c != 0 {
-				return c < 0
-			}
-		}
-		if hits[i].typ != hits[j].typ {
-			return hits[i].typ < hits[j].typ
-		}
-		return hits[i].id < hits[j].id
-	})
-}
-
-// page serves a further page of a stored snapshot.
-func (x *SearchExecutor) page(ctx context.Context, h *Handler, r *Request, id string) (*Response, error) {
-	js, ok := h.o.Store.(store.JobStore)
-	if !ok {
-		return nil, outcome.New(outcome.NotFound, "search result not found")
-	}
-	job, err := js.GetJob(ctx, id)
-	if err != nil || job.Kind != snapshotKind || job.Owner != owner(r) {
-		return nil, outcome.New(outcome.NotFound, "search result not found or expired").WithStatus(http.StatusGone)
-	}
-	var snap snapshot
-	if err := json.Unmarshal(job.Data, &snap); err != nil {
-		return nil, outcome.Wrap(err, outcome.Exception, "interaction.Search", "corrupt search snapshot")
-	}
-	offset, _ := strconv.Atoi(r.Query.Get("_offset"))
-	if offset < 0 {
-		offset = 0
-	}
-	count, err := h.count(r.Query)
-	if err != nil {
-		return nil, err
-	}
-	vals, _ := url.ParseQuery(snap.Query)
-	typ := ""
-	if len(snap.Types) == 1 && r.Kind != KindSearchSystem {
-		typ = snap.Types[0]
-	}
-	q, err := x.Registry.Parse(typ, vals, false)
-	if err != nil {
-		return nil, err
-	}
-	q.Base = r.BaseURL
-	total := -1
-	if q.Total == "accurate" || q.Total == "estimate" {
-		total = len(snap.Keys)
-	}
-	return x.render(ctx, h, r, q, &snap, id, offset, count, total)
-}
-
-// render writes the searchset page [offset, offset+count) of snap.
-func (x *SearchExecutor) render(ctx context.Context, h *Handler, r *Request, q *search.Query, snap *snapshot, snapID string, offset, count, total int) (*Response, error) {
-	base := r.BaseURL
-	if snap.Path != "" {
-		base += "/" + snap.Path
-	}
-	selfURL := base
-	if snap.Query != "" {
-		selfURL += "?" + snap.Query
-	}
-	pageURL := func(off int) string {
-		v := url.Values{"_snapshot": {snapID}, "_count": {strconv.Itoa(count)}}
-		if off > 0 {
-			v.Set("_offset", strconv.Itoa(off))
-		}
-		return base + "?" + v.Encode()
-	}
-	links := []Link{{Relation: "self", URL: selfURL}}
-	if snapID != "" {
-		if offset > 0 {
-			links[0].URL = pageURL(offset)
-		}
-		if count > 0 && offset+count < len(snap.Keys) {
-			links = append(links, Link{Relation: "next", URL: pageURL(offset + count)})
-		}
-		if offset > 0 && count > 0 {
-			links = append(links, Link{Relation: "previous", URL: pageURL(max(offset-count, 0))})
-		}
-	}
-	bw := NewBundleWriter("searchset", NewUUID(), fhir.FormatInstant(h.o.Now()), total, links)
-	if q.Summary == "count" {
-		return &Response{Status: http.StatusOK, Header: http.Header{}, Body: bw.Bytes()}, nil
-	}
-	end := min(offset+count, len(snap.Keys))
-	var keys []string
-	if offset < end {
-		keys = snap.Keys[offset:end]
-	}
-	page, err := x.fetch(ctx, h, keys)
-	if err != nil {
-		return nil, err
-	}
-	seen := map[string]bool{}
-	var matched []*store.Resource
-	pv := x.pageVisibility(r)
-	for _, k := range keys {
-		res := page[k]
-		if res == nil {
-			continue // deleted since the snapshot
-		}
-		if !pv(h, res) {
-			// The snapshot may come from another token of the same
-			// subject, or the resource changed since: the page shows only
-			// what the current caller may search.
-			continue
-		}
-		seen[k] = true
-		matched = append(matched, res)
-	}
-	included, err := x.includes(ctx, h, r, q, matched, seen)
-	if err != nil {
-		return nil, err
-	}
-	add := func(res *store.Resource, mode string) error {
-		body, err := x.shape(q, res.JSON)
-		if err != nil {
-			return err
-		}
-		bw.Add(Entry{FullURL: r.BaseURL + "/" + res.Type + "/" + res.ID, Resource: body, SearchMode: mode})
-		return nil
-	}
-	for _, res := range matched {
-		if err := add(res, "match"); err != nil {
-			return nil, err
-		}
-	}
-	for _, res := range included {
-		if err := add(res, "include"); err != nil {
-			return nil, err
-		}
-	}
-	if len(q.Unknown) > 0 {
-		bw.Add(Entry{Resource: outcome.Resource(outcome.Issue{Severity: outcome.Warning, Code: outcome.NotSupported,
-			Detail: "some search parameters were ignored", Diagnostics: strings.Join(q.Unknown, ", ")}), SearchMode: "outcome"})
-	}
-	return &Response{Status: http.StatusOK, Header: http.Header{}, Body: bw.Bytes()}, nil
 }
 
 func (x *SearchExecutor) shape(q *search.Query, js []byte) ([]byte, error) {
@@ -595,11 +593,11 @@ func (x *SearchExecutor) includes(ctx context.Context, h *Handler, r *Request, q
 			if len(targets) == 0 {
 				continue
 			}
-			p, ok := x.Registry.Lookup(inc.Source, inc.Param)
+			f, ok := x.Registry.ReferencesTo(inc.Source, inc.Param, targets...)
 			if !ok {
 				continue
 			}
-			err := x.find(ctx, h, inc.Source, store.In(p.Key()+".r", targets...), func(res *store.Resource) {
+			err := x.find(ctx, h, inc.Source, f, func(res *store.Resource) {
 				if k := res.Key(); !seen[k] && x.includeVisible(h, r, res) {
 					seen[k] = true
 					next = append(next, res)
@@ -624,32 +622,6 @@ func (x *SearchExecutor) includeVisible(h *Handler, r *Request, res *store.Resou
 	return r.Access.Allow(ActionRead, res.Type) == nil && h.visible(r, ActionRead, res)
 }
 
-// pageVisibility returns the check a page's matches pass: the caller may
-// search the type, and the resource lies in its compartment and matches
-// its restrictions (parsed once per type).
-func (x *SearchExecutor) pageVisibility(r *Request) func(h *Handler, res *store.Resource) bool {
-	if r.Access == nil {
-		return func(*Handler, *store.Resource) bool { return true }
-	}
-	type verdict struct {
-		ok    bool
-		restr []*search.Query
-	}
-	byType := map[string]*verdict{}
-	return func(h *Handler, res *store.Resource) bool {
-		v := byType[res.Type]
-		if v == nil {
-			v = &verdict{ok: r.Access.Allow(ActionSearch, res.Type) == nil}
-			if v.ok {
-				restr, err := x.restrictions(r, res.Type)
-				v.ok, v.restr = err == nil, restr
-			}
-			byType[res.Type] = v
-		}
-		return v.ok && inCompartment(r, ActionSearch, res) && restrictionsMatch(v.restr, res.Index)
-	}
-}
-
 // Resolve implements Resolver for conditional interactions: the current
 // resources of typ matching query (strict: an unknown parameter must not
 // silently widen a conditional write).
@@ -663,23 +635,14 @@ func (x *SearchExecutor) Resolve(ctx context.Context, typ string, query url.Valu
 	}
 	h := &Handler{o: Options{Store: x.Store}}
 	r := &Request{Access: access}
-	hits, err := x.matches(ctx, h, r, typ, q, "", false)
+	// Two matches are enough to tell one from several.
+	var out []*store.Resource
+	err = x.scan(ctx, h, r, typ, q, "", nil, nil, 2, false, func(res *store.Resource, _ store.Position) bool {
+		out = append(out, res)
+		return len(out) < 2
+	})
 	if err != nil {
 		return nil, err
-	}
-	keys := make([]string, len(hits))
-	for i, ht := range hits {
-		keys[i] = ht.typ + "/" + ht.id
-	}
-	got, err := x.fetch(ctx, h, keys)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]*store.Resource, 0, len(keys))
-	for _, k := range keys {
-		if res := got[k]; res != nil {
-			out = append(out, res)
-		}
 	}
 	return out, nil
 }

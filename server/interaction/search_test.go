@@ -5,96 +5,31 @@ import (
 	"encoding/json"
 	"net/url"
 	"os"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/casefhir/casefhir/fhir/outcome"
 	"github.com/casefhir/casefhir/fhir/search"
 	"github.com/casefhir/casefhir/fhir/store"
+	"github.com/casefhir/casefhir/fhir/store/memstore"
 )
 
-// searchMemStore is a minimal in-memory Store + JobStore for executor tests:
-// Find evaluates filters with store.Filter.Match and counts calls.
-type searchMemStore struct {
-	store.Store
+// countingStore counts Find calls of the reference store.
+type countingStore struct {
+	*memstore.Store
 	mu    sync.Mutex
-	res   map[string]*store.Resource
-	jobs  map[string]*store.Job
 	finds int
 }
 
-func (m *searchMemStore) Find(_ context.Context, typ string, f *store.Filter, opt store.FindOptions) (store.Cursor, error) {
+func (m *countingStore) Find(ctx context.Context, typ string, f *store.Filter, opt store.FindOptions) (store.Cursor, error) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	m.finds++
-	var out []*store.Resource
-	for _, r := range m.res {
-		if r.Type == typ && f.Match(r) {
-			c := *r
-			if opt.IndexOnly {
-				c.JSON = nil
-			}
-			out = append(out, &c)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return &memCursor{list: out}, nil
+	m.mu.Unlock()
+	return m.Store.Find(ctx, typ, f, opt)
 }
 
-func (m *searchMemStore) Types(context.Context) ([]string, error) {
-	seen := map[string]bool{}
-	var out []string
-	for _, r := range m.res {
-		if !seen[r.Type] {
-			seen[r.Type] = true
-			out = append(out, r.Type)
-		}
-	}
-	return out, nil
-}
-
-func (m *searchMemStore) CreateJob(_ context.Context, j *store.Job) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	j.Version = 1
-	c := *j
-	m.jobs[j.ID] = &c
-	return nil
-}
-
-func (m *searchMemStore) GetJob(_ context.Context, id string) (*store.Job, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	j, ok := m.jobs[id]
-	if !ok {
-		return nil, outcome.New(outcome.NotFound, "no job")
-	}
-	c := *j
-	return &c, nil
-}
-
-func (m *searchMemStore) UpdateJob(context.Context, *store.Job) error { return nil }
-func (m *searchMemStore) ListJobs(context.Context, string, bool) ([]*store.Job, error) {
-	return nil, nil
-}
-func (m *searchMemStore) DeleteJob(context.Context, string) error { return nil }
-
-type memCursor struct{ list []*store.Resource }
-
-func (c *memCursor) Next(context.Context) (*store.Resource, error) {
-	if len(c.list) == 0 {
-		return nil, nil
-	}
-	r := c.list[0]
-	c.list = c.list[1:]
-	return r, nil
-}
-func (c *memCursor) Close(context.Context) error { return nil }
-
-func newSearchFixture(t *testing.T) (*Handler, *searchMemStore) {
+func newSearchFixture(t *testing.T) (*Handler, *countingStore) {
 	t.Helper()
 	b, err := os.ReadFile("../../conformance/artefacts/search-parameters.json")
 	if err != nil {
@@ -104,7 +39,7 @@ func newSearchFixture(t *testing.T) (*Handler, *searchMemStore) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ms := &searchMemStore{res: map[string]*store.Resource{}, jobs: map[string]*store.Job{}}
+	ms := &countingStore{Store: memstore.New()}
 	add := func(js string) {
 		var head struct{ ResourceType, ID string }
 		if err := json.Unmarshal([]byte(js), &head); err != nil {
@@ -114,7 +49,9 @@ func newSearchFixture(t *testing.T) (*Handler, *searchMemStore) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ms.res[head.ResourceType+"/"+head.ID] = &store.Resource{Type: head.ResourceType, ID: head.ID, VersionID: 1, JSON: []byte(js), Index: idx}
+		if err := ms.Create(context.Background(), &store.Resource{Type: head.ResourceType, ID: head.ID, VersionID: 1, JSON: []byte(js), Index: idx}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	add(`{"resourceType":"Organization","id":"org1","name":"Acme"}`)
 	for i, fam := range []string{"Adams", "Baker", "Clark", "Davis", "Evans"} {
@@ -176,12 +113,16 @@ func TestSearchExecutor(t *testing.T) {
 	if b.Total == nil || *b.Total != 5 {
 		t.Errorf("total %v", b.Total)
 	}
-	// Paging visits every match once even when a new match is written.
+	// Paging visits every unchanged match exactly once even when a new
+	// match is written meanwhile (it sorts last: it has no birthdate).
 	seen := []string{}
 	for _, e := range b.Entry {
 		seen = append(seen, e.Resource.ID)
 	}
-	ms.res["Patient/z"] = &store.Resource{Type: "Patient", ID: "z", JSON: []byte(`{"resourceType":"Patient","id":"z"}`), Index: map[string]any{}}
+	z := &store.Resource{Type: "Patient", ID: "z", VersionID: 1, JSON: []byte(`{"resourceType":"Patient","id":"z"}`), Index: map[string]any{}}
+	if err := ms.Create(context.Background(), z); err != nil {
+		t.Fatal(err)
+	}
 	for page := 0; page < 5; page++ {
 		next := ""
 		for _, l := range b.Link {
@@ -201,10 +142,12 @@ func TestSearchExecutor(t *testing.T) {
 			seen = append(seen, e.Resource.ID)
 		}
 	}
-	if got := strings.Join(seen, ""); got != "edcba" {
+	if got := strings.Join(seen, ""); got != "edcbaz" {
 		t.Errorf("paged ids %s", got)
 	}
-	delete(ms.res, "Patient/z")
+	if err := ms.Update(context.Background(), &store.Resource{Type: "Patient", ID: "z", VersionID: 2, Deleted: true}, z); err != nil {
+		t.Fatal(err)
+	}
 
 	b = doSearch(t, h, KindSearchType, "Observation", "subject:Patient.name=clark&_include=Observation:subject&_include:iterate=Patient:organization")
 	if got := entryIDs(b); got != "match:Observation/oc include:Patient/c include:Organization/org1" {

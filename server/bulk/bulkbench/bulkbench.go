@@ -57,10 +57,33 @@ func Registry() (*search.Registry, error) {
 	return search.NewRegistry(conformance.SearchParameters(), conformance.CaseSearchParameters())
 }
 
+// insert stores a batch of new resources: with the store's bulk insert
+// when it has one, else as one transaction, else one by one.
+func insert(ctx context.Context, st store.Store, batch []*store.Resource) error {
+	if bi, ok := st.(interface {
+		InsertMany(context.Context, []*store.Resource) error
+	}); ok {
+		return bi.InsertMany(ctx, batch)
+	}
+	if tx, ok := st.(store.Transactional); ok {
+		ws := make([]store.Write, len(batch))
+		for i, r := range batch {
+			ws[i] = store.Write{Next: r}
+		}
+		return tx.Apply(ctx, ws)
+	}
+	for _, r := range batch {
+		if err := st.Create(ctx, r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Seed stores n resources: one Patient in ten, the rest Observations,
 // Conditions and Encounters of those patients (a few hundred bytes each),
 // indexed by reg, in batches of 1000. It returns their "Type/id" keys.
-func Seed(ctx context.Context, st *mongostore.Store, reg *search.Registry, n int) ([]string, error) {
+func Seed(ctx context.Context, st store.Store, reg *search.Registry, n int) ([]string, error) {
 	now := time.Now().UTC().Truncate(time.Millisecond).Add(-time.Minute)
 	lu := now.Format("2006-01-02T15:04:05.000Z")
 	keys := make([]string, 0, n)
@@ -69,7 +92,7 @@ func Seed(ctx context.Context, st *mongostore.Store, reg *search.Registry, n int
 		if len(batch) == 0 {
 			return nil
 		}
-		err := st.InsertMany(ctx, batch)
+		err := insert(ctx, st, batch)
 		batch = batch[:0]
 		return err
 	}

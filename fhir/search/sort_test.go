@@ -1,0 +1,62 @@
+package search
+
+import (
+	"context"
+	"net/url"
+	"slices"
+	"testing"
+
+	"github.com/casefhir/casefhir/fhir/store"
+	"github.com/casefhir/casefhir/fhir/store/memstore"
+)
+
+// TestSortValuesAtWriteTime extracts sort values and sorts by them in a
+// store, in both directions and with several keys, against the order the
+// query's own SortValue defines.
+func TestSortValuesAtWriteTime(t *testing.T) {
+	reg := testRegistry(t)
+	docs := map[string]string{
+		"o1": `{"resourceType":"Observation","id":"o1","status":"final","code":{"coding":[{"code":"b"}]},"effectivePeriod":{"start":"2020-01-01","end":"2020-12-31"},"valueQuantity":{"value":5}}`,
+		"o2": `{"resourceType":"Observation","id":"o2","status":"amended","code":{"coding":[{"code":"a"},{"code":"z"}]},"effectiveDateTime":"2020-06-01","valueQuantity":{"value":7}}`,
+		"o3": `{"resourceType":"Observation","id":"o3","status":"final","code":{"coding":[{"code":"c"}]},"effectiveDateTime":"2019-03","valueQuantity":{"value":5}}`,
+		"o4": `{"resourceType":"Observation","id":"o4","status":"final","code":{"coding":[{"code":"c"}]}}`,
+	}
+	ctx := context.Background()
+	st := memstore.New()
+	for id, js := range docs {
+		idx, err := reg.Extract("Observation", []byte(js))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Create(ctx, &store.Resource{Type: "Observation", ID: id, VersionID: 1, Index: idx, JSON: []byte(js)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		sort string
+		want []string
+	}{
+		{"date", []string{"o3", "o1", "o2", "o4"}},  // by the start of each range; no date last
+		{"-date", []string{"o1", "o2", "o3", "o4"}}, // by the end of each range
+		{"code", []string{"o2", "o1", "o3", "o4"}},  // smallest code
+		{"-code", []string{"o2", "o3", "o4", "o1"}}, // largest code, ties by id
+		{"status,-value-quantity", []string{"o2", "o1", "o3", "o4"}},
+		{"-_id", []string{"o4", "o3", "o2", "o1"}},
+	} {
+		q, err := reg.Parse("Observation", url.Values{"_sort": {c.sort}}, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cur, err := st.Find(ctx, "Observation", store.All(), store.FindOptions{Sort: q.StoreSort()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for r, _ := cur.Next(ctx); r != nil; r, _ = cur.Next(ctx) {
+			got = append(got, r.ID)
+		}
+		if !slices.Equal(got, c.want) {
+			t.Errorf("_sort=%s: got %v, want %v", c.sort, got, c.want)
+		}
+	}
+}
