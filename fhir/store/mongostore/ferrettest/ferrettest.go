@@ -1,19 +1,16 @@
-package embedded
+package ferrettest
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
-	_ "modernc.org/sqlite" // database/sql driver "sqlite", the one FerretDB itself uses
 )
 
 // Options configure Start.
@@ -31,23 +28,20 @@ type Server struct {
 	uri    string
 	cancel context.CancelFunc
 	done   chan struct{}
-
-	mu  sync.Mutex
-	dbs map[string]*sql.DB // side connections used for expression indexes
 }
 
 // Start starts FerretDB on a loopback TCP port with its files under
 // o.DataDir. Close stops it.
 func Start(ctx context.Context, o Options) (*Server, error) {
 	if o.DataDir == "" {
-		return nil, errors.New("embedded: empty data directory")
+		return nil, errors.New("ferrettest: empty data directory")
 	}
 	dir, err := filepath.Abs(o.DataDir)
 	if err != nil {
-		return nil, fmt.Errorf("embedded: data directory: %w", err)
+		return nil, fmt.Errorf("ferrettest: data directory: %w", err)
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("embedded: create data directory: %w", err)
+		return nil, fmt.Errorf("ferrettest: create data directory: %w", err)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -60,11 +54,11 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		SQLiteURL: sqliteURL(dir),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("embedded: start FerretDB: %w", err)
+		return nil, fmt.Errorf("ferrettest: start FerretDB: %w", err)
 	}
 
 	runCtx, cancel := context.WithCancel(context.Background())
-	s := &Server{dir: dir, cancel: cancel, done: make(chan struct{}), dbs: map[string]*sql.DB{}}
+	s := &Server{dir: dir, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
 		_ = f.Run(runCtx) // always nil; returns once runCtx is canceled
@@ -94,18 +88,12 @@ func (s *Server) DataDir() string { return s.dir }
 // Close stops FerretDB, waiting for it to close its listener, connections
 // and SQLite databases.
 func (s *Server) Close() error {
-	s.mu.Lock()
 	var errs []error
-	for name, db := range s.dbs {
-		errs = append(errs, db.Close())
-		delete(s.dbs, name)
-	}
-	s.mu.Unlock()
 	s.cancel()
 	select {
 	case <-s.done:
 	case <-time.After(30 * time.Second):
-		errs = append(errs, errors.New("embedded: FerretDB did not stop within 30s"))
+		errs = append(errs, errors.New("ferrettest: FerretDB did not stop within 30s"))
 	}
 	return errors.Join(errs...)
 }

@@ -1,4 +1,4 @@
-package embedded
+package ferrettest
 
 import (
 	"context"
@@ -46,23 +46,6 @@ func TestStartCreatesDirAndServes(t *testing.T) {
 func TestStartRejectsEmptyDir(t *testing.T) {
 	if _, err := Start(context.Background(), Options{}); err == nil {
 		t.Fatal("Start with empty DataDir succeeded")
-	}
-}
-
-func TestEnsureIDIndexErrors(t *testing.T) {
-	s, err := Start(context.Background(), Options{DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	ctx := context.Background()
-	if err := s.EnsureIDIndex(ctx, "nodb", "Patient"); err == nil {
-		t.Error("EnsureIDIndex on a database without a file succeeded")
-	}
-	for _, bad := range []string{"", "..", "a/b", `a\b`} {
-		if err := s.EnsureIDIndex(ctx, bad, "Patient"); err == nil {
-			t.Errorf("EnsureIDIndex(%q) succeeded", bad)
-		}
 	}
 }
 
