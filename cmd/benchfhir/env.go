@@ -18,8 +18,8 @@ import (
 	"github.com/casefhir/casefhir/conformance"
 	"github.com/casefhir/casefhir/fhir/search"
 	"github.com/casefhir/casefhir/fhir/store"
-	"github.com/casefhir/casefhir/fhir/store/mongostore/ferrettest"
 	"github.com/casefhir/casefhir/fhir/store/mongostore"
+	"github.com/casefhir/casefhir/fhir/store/mongostore/ferrettest"
 	"github.com/casefhir/casefhir/server"
 )
 

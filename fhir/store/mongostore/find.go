@@ -206,11 +206,15 @@ type cursor struct {
 	typ      string
 	cur      *mongo.Cursor
 	withJSON bool
+	// limit, when set, is the query's limit: after that many documents
+	// the cursor ends without asking the server for more (a getMore).
+	limit, n int
 }
 
 // Next implements store.Cursor.
 func (c *cursor) Next(ctx context.Context) (*store.Resource, error) {
-	for c.cur.Next(ctx) {
+	for (c.limit == 0 || c.n < c.limit) && c.cur.Next(ctx) {
+		c.n++
 		r, err := decode(c.typ, c.cur.Current, c.withJSON)
 		if err != nil {
 			return nil, err
@@ -238,9 +242,11 @@ func findOptions(sort bson.D, indexOnly bool, skip, limit int) *options.FindOpti
 		fo.SetSkip(int64(skip))
 	}
 	if limit > 0 {
-		// The whole page in the first reply: no getMore round trip, and
-		// the server closes the cursor itself.
-		fo.SetLimit(int64(limit)).SetBatchSize(int32(min(limit, 1<<20)))
+		// The whole page in the first reply: no getMore round trip. A
+		// batch one larger than the limit lets the server see the limit
+		// reached and close the cursor itself (no killCursors; FerretDB
+		// keeps it open when the batch size equals the limit).
+		fo.SetLimit(int64(limit)).SetBatchSize(int32(min(limit+1, 1<<20)))
 	}
 	return fo
 }

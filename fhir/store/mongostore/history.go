@@ -115,7 +115,7 @@ func (s *Store) typesHistory(ctx context.Context, q store.HistoryQuery, types []
 				}
 				fo := options.Find().SetSort(sort)
 				if q.At.IsZero() {
-					fo.SetLimit(n).SetBatchSize(int32(min(n, 1<<20)))
+					fo.SetLimit(n).SetBatchSize(int32(min(n+1, 1<<20))) // see findOptions
 				}
 				rs, err := s.findAll(ctx, typ, coll, f, fo)
 				if err != nil {

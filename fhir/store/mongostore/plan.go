@@ -301,7 +301,7 @@ func (p *plan) open(ctx context.Context, q, sort bson.D, skip, limit int) (*curs
 	if err != nil {
 		return nil, translate("mongostore.Find", err)
 	}
-	return &cursor{typ: p.typ, cur: mc, withJSON: !p.opt.IndexOnly}, nil
+	return &cursor{typ: p.typ, cur: mc, withJSON: !p.opt.IndexOnly, limit: limit}, nil
 }
 
 // mergeCursor reads the groups of a plan one after the other, opening a
