@@ -104,7 +104,18 @@ func start(ctx context.Context, dir string, conc int, audit bool, logw io.Writer
 		return nil, fmt.Errorf("direct client does not see the server's data: %w", err)
 	}
 	e.shared = true
+	if err := e.idIndexes(ctx); err != nil {
+		e.close()
+		return nil, err
+	}
 	return e, nil
+}
+
+// idIndexes gives every collection of the server's database FerretDB's
+// missing _id expression index (see ferrettest.EnsureIDIndex), so reads by
+// id are point lookups on the stand-in as on MongoDB.
+func (e *env) idIndexes(ctx context.Context) error {
+	return e.fdb.EnsureIDIndexes(ctx, e.srv.Config().Database)
 }
 
 func (e *env) close() {

@@ -2,12 +2,14 @@ package ferrettest
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
@@ -28,6 +30,9 @@ type Server struct {
 	uri    string
 	cancel context.CancelFunc
 	done   chan struct{}
+
+	mu  sync.Mutex
+	dbs map[string]*sql.DB // side connections used for expression indexes (index.go)
 }
 
 // Start starts FerretDB on a loopback TCP port with its files under
@@ -58,7 +63,7 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	}
 
 	runCtx, cancel := context.WithCancel(context.Background())
-	s := &Server{dir: dir, cancel: cancel, done: make(chan struct{})}
+	s := &Server{dir: dir, cancel: cancel, done: make(chan struct{}), dbs: map[string]*sql.DB{}}
 	go func() {
 		defer close(s.done)
 		_ = f.Run(runCtx) // always nil; returns once runCtx is canceled
@@ -88,7 +93,13 @@ func (s *Server) DataDir() string { return s.dir }
 // Close stops FerretDB, waiting for it to close its listener, connections
 // and SQLite databases.
 func (s *Server) Close() error {
+	s.mu.Lock()
 	var errs []error
+	for name, db := range s.dbs {
+		errs = append(errs, db.Close())
+		delete(s.dbs, name)
+	}
+	s.mu.Unlock()
 	s.cancel()
 	select {
 	case <-s.done:

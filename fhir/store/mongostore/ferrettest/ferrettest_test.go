@@ -71,3 +71,19 @@ func TestWarnLogger(t *testing.T) {
 		t.Errorf("log = %q", got)
 	}
 }
+func TestEnsureIDIndexErrors(t *testing.T) {
+	s, err := Start(context.Background(), Options{DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	if err := s.EnsureIDIndex(ctx, "nodb", "Patient"); err == nil {
+		t.Error("EnsureIDIndex on a database without a file succeeded")
+	}
+	for _, bad := range []string{"", "..", "a/b", `a\b`} {
+		if err := s.EnsureIDIndex(ctx, bad, "Patient"); err == nil {
+			t.Errorf("EnsureIDIndex(%q) succeeded", bad)
+		}
+	}
+}
