@@ -187,44 +187,31 @@ var (
 
 func leafCond(d bson.D) cond { return cond{d: d} }
 
-func and(cs ...cond) cond {
-	var parts bson.A
-	for _, c := range cs {
-		switch {
-		case c.never:
-			return never
-		case c.always:
-		default:
-			parts = append(parts, c.d)
-		}
-	}
-	switch len(parts) {
-	case 0:
-		return always
-	case 1:
-		return cond{d: parts[0].(bson.D)}
-	}
-	return cond{d: bson.D{{Key: "$and", Value: parts}}}
-}
+func and(cs ...cond) cond { return combine("$and", cs, never, always) }
 
-func or(cs ...cond) cond {
+func or(cs ...cond) cond { return combine("$or", cs, always, never) }
+
+// combine joins cs with op; a condition like absorb decides the result, one
+// like neutral drops out (and nothing left is neutral).
+func combine(op string, cs []cond, absorb, neutral cond) cond {
 	var parts bson.A
 	for _, c := range cs {
 		switch {
-		case c.always:
-			return always
-		case c.never:
+		case c.always == absorb.always && c.never == absorb.never:
+			return absorb
+		case c.always || c.never:
+			// neutral
 		default:
 			parts = append(parts, c.d)
 		}
 	}
 	switch len(parts) {
 	case 0:
-		return never
+		return neutral
 	case 1:
 		return cond{d: parts[0].(bson.D)}
 	}
-	return cond{d: bson.D{{Key: "$or", Value: parts}}}
+	return cond{d: bson.D{{Key: op, Value: parts}}}
 }
 
 // afterCond is "the row comes strictly after opt.After" for rows of
