@@ -156,7 +156,7 @@ func (b *bench) scaling(ctx context.Context) (*section, error) {
 			fmt.Sprintf("Read by id at %d vs %d (server store): %s, target %s", lastN, firstN, fRatio(rs), verdict(rs, 2, false)),
 			fmt.Sprintf("Same over HTTP: %s (%s); direct baseline: %s.", fRatio(rh), verdict(rh, 2, false), fRatio(rd)))
 	}
-	sec.notes = append(sec.notes, "The server creates the collections itself (first create over HTTP), so the embedded store's "+
+	sec.notes = append(sec.notes, "The server creates the collections itself (first create over HTTP), so FerretDB's "+
 		"`_id` expression index exists before seeding; a flat ratio across sizes is what shows reads are index-served, not scans.")
 	b.extra = append(b.extra, searchSec)
 	return sec, nil
