@@ -183,3 +183,68 @@ func TestRestartKeepsData(t *testing.T) {
 		t.Fatalf("History after restart: %d, %v", len(h), err)
 	}
 }
+
+// TestIndexesCreated checks the index specifications of
+// docs/mongodb-indexes.md are accepted and created (FerretDB accepts them
+// all; it gets no wildcard index, whose key it accepts but builds a useless
+// index for), and that EnsureIndexes adds a sort pair idempotently.
+func TestIndexesCreated(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t)
+	defer s.Close(ctx)
+	if !s.ferret {
+		t.Fatal("FerretDB not recognised")
+	}
+	d := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	r := &store.Resource{Type: "Observation", ID: "o1", VersionID: 1, LastUpdated: d, JSON: []byte(`{}`)}
+	if err := s.Create(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Update(ctx, &store.Resource{Type: "Observation", ID: "o1", VersionID: 2, LastUpdated: d}, r); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := s.EnsureIndexes(ctx, "Observation", []string{"_sort.value-quantity.a", "_sort.value-quantity.d", "code.c"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keys := func(coll string) map[string]bool {
+		cur, err := s.db.Collection(coll).Indexes().List(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var idx []struct {
+			Key bson.D `bson:"key"`
+		}
+		if err := cur.All(ctx, &idx); err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]bool{}
+		for _, ix := range idx {
+			out[keyString(ix.Key)] = true
+		}
+		return out
+	}
+	cur := keys("Observation")
+	for _, want := range []string{
+		"_id:1,", "lu:1,_id:1,", "lu:-1,_id:1,",
+		"x._sort.date.a:1,_id:1,", "x._sort.date.d:-1,_id:1,", "x._sort.code.a:1,_id:1,", "x._sort.status.d:-1,_id:1,",
+		"x._sort.value-quantity.a:1,_id:1,", "x._sort.value-quantity.d:-1,_id:1,", "x.code.c:1,",
+	} {
+		if !cur[want] {
+			t.Errorf("Observation lacks index %s (has %v)", want, cur)
+		}
+	}
+	if cur["x.$**:1,"] {
+		t.Error("wildcard index created on FerretDB")
+	}
+	hist := keys("Observation_history")
+	for _, want := range []string{"lu:-1,rid:1,v:-1,", "rid:1,v:-1,"} {
+		if !hist[want] {
+			t.Errorf("Observation_history lacks index %s (has %v)", want, hist)
+		}
+	}
+	if len(cur) != 12 { // _id, 2 lu, 3 default sort pairs, 1 declared pair, 1 declared path
+		t.Errorf("Observation has %d indexes, want 12: %v", len(cur), cur)
+	}
+}
