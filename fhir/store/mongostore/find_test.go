@@ -161,3 +161,76 @@ func ids(rs []*store.Resource) []string {
 	}
 	return out
 }
+
+// TestFindPagingUnderWrites pages by keyset while other resources are
+// created, moved in the sort order, and deleted between pages: every
+// resource that does not change while paging appears exactly once.
+func TestFindPagingUnderWrites(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t)
+	defer s.Close(ctx)
+	fx := sortFixture(40)
+	cur := map[string]*store.Resource{}
+	for _, r := range fx {
+		if err := s.Create(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		cur[r.ID] = r
+	}
+	keys := []store.SortKey{{Path: "_sort.date.a"}, {Path: "_sort.code.d", Desc: true}}
+	changed := map[string]bool{}
+	seen := map[string]int{}
+	rng := rand.New(rand.NewPCG(3, 5))
+	var after *store.Position
+	for page := 0; page < 100; page++ {
+		rs := findPage(t, s, store.All(), store.FindOptions{Sort: keys, Limit: 4, After: after})
+		for _, r := range rs {
+			seen[r.ID]++
+		}
+		if len(rs) < 4 {
+			break
+		}
+		p := store.PositionOf(rs[len(rs)-1], keys)
+		after = &p
+		// Writes between pages: move two resources to a random date (or
+		// none), delete one, create one.
+		for range 2 {
+			id := fx[rng.IntN(len(fx))].ID
+			prev := cur[id]
+			if prev.Deleted {
+				continue
+			}
+			next := &store.Resource{Type: prev.Type, ID: id, VersionID: prev.VersionID + 1, LastUpdated: prev.LastUpdated, JSON: []byte(`{}`),
+				Index: map[string]any{}}
+			if rng.IntN(3) != 0 {
+				d := time.Date(2024, 1, 1+rng.IntN(8), 0, 0, 0, 0, time.UTC)
+				next.Index["_sort"] = map[string]any{"date": map[string]any{"a": d, "d": d}}
+			}
+			if rng.IntN(4) == 0 {
+				next.Deleted, next.JSON, next.Index = true, nil, nil
+			}
+			if err := s.Update(ctx, next, prev); err != nil {
+				t.Fatal(err)
+			}
+			cur[id] = next
+			changed[id] = true
+		}
+		n := &store.Resource{Type: "Observation", ID: fmt.Sprintf("new%02d", page), VersionID: 1, LastUpdated: time.Now(), JSON: []byte(`{}`)}
+		if err := s.Create(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	unchanged := 0
+	for _, r := range fx {
+		if changed[r.ID] {
+			continue
+		}
+		unchanged++
+		if seen[r.ID] != 1 {
+			t.Errorf("%s (unchanged) seen %d times", r.ID, seen[r.ID])
+		}
+	}
+	if unchanged < 10 || len(changed) < 5 {
+		t.Fatalf("fixture too tame: %d unchanged, %d changed", unchanged, len(changed))
+	}
+}
