@@ -14,7 +14,7 @@ import (
 // CommandCounts deltas: a read is one find, a create one insert, an update
 // two (the history insert and the compare-and-swap replace), a page one
 // find (also a sorted page larger than the server's default first batch),
-// a count one aggregate.
+// a type history page one find per collection, a count one aggregate.
 func TestRoundTrips(t *testing.T) {
 	ctx := context.Background()
 	s := openTest(t)
@@ -82,6 +82,10 @@ func TestRoundTrips(t *testing.T) {
 		{"page after a cursor", page(store.FindOptions{Sort: []store.SortKey{{Path: "_sort.date.a"}}, Limit: 20,
 			After: &store.Position{Values: []any{t0.Add(10 * time.Hour)}, ID: "o010"}}), map[string]int64{"find": 1}},
 		{"page of 150", page(store.FindOptions{Sort: []store.SortKey{{Path: store.PathLastUpdated, Desc: true}}, Limit: 150}), map[string]int64{"find": 1}},
+		{"type history page", func() error {
+			_, err := s.History(ctx, store.HistoryQuery{Type: "Observation", Limit: 20})
+			return err
+		}, map[string]int64{"find": 2}}, // current and older versions
 		{"count", func() error { _, err := s.Count(ctx, "Observation", store.Eq("subject", "Patient/p1")); return err }, map[string]int64{"aggregate": 1}},
 	}
 	for _, c := range cases {

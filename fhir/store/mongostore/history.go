@@ -58,10 +58,19 @@ func (s *Store) History(ctx context.Context, q store.HistoryQuery) ([]*store.Res
 		}
 		return s.typesHistory(ctx, q, []string{q.Type})
 	default:
-		types, err := s.Types(ctx)
+		// Every resource collection, without Types' probe for data (an
+		// empty collection answers its page query with nothing).
+		names, err := s.db.ListCollectionNames(ctx, bson.D{})
 		if err != nil {
-			return nil, err
+			return nil, translate(op, err)
 		}
+		var types []string
+		for _, n := range names {
+			if checkType(op, n) == nil {
+				types = append(types, n)
+			}
+		}
+		slices.Sort(types)
 		return s.typesHistory(ctx, q, types)
 	}
 }
