@@ -105,7 +105,10 @@ func (s *Server) openStore(ctx context.Context) error {
 	}
 	st, err := mongostore.Open(ctx, opts)
 	if err != nil {
-		return fmt.Errorf("database unreachable: %v", err)
+		if outcome.Is(err, outcome.Transient) || outcome.Is(err, outcome.Timeout) {
+			return fmt.Errorf("database unreachable: %v", err)
+		}
+		return fmt.Errorf("database: %v", err) // e.g. a standalone server, refused
 	}
 	s.closers = append(s.closers, st.Close)
 	s.base = st
