@@ -58,12 +58,7 @@ func TestFindKeysetPaging(t *testing.T) {
 	ctx := context.Background()
 	s := openTest(t)
 	defer s.Close(ctx)
-	fx := sortFixture(50)
-	for _, r := range fx {
-		if err := s.Create(ctx, r); err != nil {
-			t.Fatal(err)
-		}
-	}
+	fx := createAll(t, s, sortFixture(50))
 	// Two tombstones: never returned.
 	for _, r := range fx[:2] {
 		del := &store.Resource{Type: r.Type, ID: r.ID, VersionID: 2, LastUpdated: r.LastUpdated, Deleted: true}
@@ -127,6 +122,17 @@ func TestFindKeysetPaging(t *testing.T) {
 	}
 }
 
+// createAll creates rs and returns them.
+func createAll(t *testing.T, s *Store, rs []*store.Resource) []*store.Resource {
+	t.Helper()
+	for _, r := range rs {
+		if err := s.Create(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return rs
+}
+
 func findPage(t *testing.T, s *Store, f *store.Filter, opt store.FindOptions) []*store.Resource {
 	t.Helper()
 	ctx := context.Background()
@@ -169,12 +175,9 @@ func TestFindPagingUnderWrites(t *testing.T) {
 	ctx := context.Background()
 	s := openTest(t)
 	defer s.Close(ctx)
-	fx := sortFixture(40)
+	fx := createAll(t, s, sortFixture(40))
 	cur := map[string]*store.Resource{}
 	for _, r := range fx {
-		if err := s.Create(ctx, r); err != nil {
-			t.Fatal(err)
-		}
 		cur[r.ID] = r
 	}
 	keys := []store.SortKey{{Path: "_sort.date.a"}, {Path: "_sort.code.d", Desc: true}}
