@@ -28,6 +28,10 @@ type Config struct {
 	Auth         string
 	OIDCIssuer   string
 	OIDCAudience string
+	// MongoTestStandIn is for tests and benchmarks on a MongoDB-wire test
+	// stand-in (FerretDB): it opens the store with
+	// mongostore.Options.AllowStandalone. No flag sets it.
+	MongoTestStandIn bool
 
 	// MaxBodyBytes caps request bodies (default 16 MiB).
 	MaxBodyBytes int64

@@ -17,7 +17,6 @@ import (
 	"github.com/casefhir/casefhir/fhir/outcome"
 	"github.com/casefhir/casefhir/fhir/search"
 	"github.com/casefhir/casefhir/fhir/store"
-	"github.com/casefhir/casefhir/fhir/store/embedded"
 	"github.com/casefhir/casefhir/fhir/store/mongostore"
 	"github.com/casefhir/casefhir/server/auth"
 	"github.com/casefhir/casefhir/server/auth/audit"
@@ -103,21 +102,19 @@ func (s *Server) openStore(ctx context.Context) error {
 		s.store = instrument(s.cfg.Store, s.metrics)
 		return nil
 	}
-	opts := mongostore.Options{URI: s.cfg.MongoURI, Database: s.cfg.Database, Logger: s.log}
+	opts := mongostore.Options{URI: s.cfg.MongoURI, Database: s.cfg.Database, Logger: s.log,
+		AllowStandalone: s.cfg.MongoTestStandIn}
 	if s.cfg.MongoURI == "" {
-		emb, err := embedded.Start(ctx, embedded.Options{DataDir: s.cfg.DataDir, Logger: s.log})
-		if err != nil {
-			return fmt.Errorf("embedded store in %s: %v", s.cfg.DataDir, err)
-		}
-		s.closers = append(s.closers, func(context.Context) error { return emb.Close() })
-		opts.URI = emb.URI()
-		opts.Embedded = true
-		opts.ScanSearch = s.cfg.EmbeddedSearch == "scan"
-		opts.OnCollection = emb.EnsureIDIndex
+		// The FerretDB-based embedded store left the product; the SQLite
+		// store takes its place.
+		return fmt.Errorf("no --mongodb-uri given and no embedded store in this build")
 	}
 	st, err := mongostore.Open(ctx, opts)
 	if err != nil {
-		return fmt.Errorf("database unreachable: %v", err)
+		if outcome.Is(err, outcome.Transient) || outcome.Is(err, outcome.Timeout) {
+			return fmt.Errorf("database unreachable: %v", err)
+		}
+		return fmt.Errorf("database: %v", err) // e.g. a standalone server, refused
 	}
 	s.closers = append(s.closers, st.Close)
 	s.base = st

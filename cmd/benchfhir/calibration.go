@@ -71,10 +71,6 @@ func (b *bench) calibration(ctx context.Context) (*section, error) {
 		}
 		sec.rows = append(sec.rows, []string{c.label, ns(s), ns(r), fRatio(s / r)})
 	}
-	if x := got["BenchmarkReadByID/n=1000/raw-noindex"]; x > 0 {
-		sec.notes = append(sec.notes, fmt.Sprintf("Raw `FindOne({_id})` on a copy of the collection without the `_id` expression index "+
-			"(FerretDB unaided): %s per read at 1000 documents.", ns(x)))
-	}
 	sec.notes = append(sec.notes, "Not interleaved with the rest (a separate process, run once), so read it as an order of magnitude.")
 	return sec, nil
 }

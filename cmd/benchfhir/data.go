@@ -93,5 +93,5 @@ func (s *seeder) growTo(ctx context.Context, n int) error {
 		}
 		s.have = end
 	}
-	return nil
+	return s.e.idIndexes(ctx)
 }

@@ -4,13 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -20,8 +18,8 @@ import (
 	"github.com/casefhir/casefhir/conformance"
 	"github.com/casefhir/casefhir/fhir/search"
 	"github.com/casefhir/casefhir/fhir/store"
-	"github.com/casefhir/casefhir/fhir/store/embedded"
 	"github.com/casefhir/casefhir/fhir/store/mongostore"
+	"github.com/casefhir/casefhir/fhir/store/mongostore/ferrettest"
 	"github.com/casefhir/casefhir/server"
 )
 
@@ -32,36 +30,44 @@ type env struct {
 	root   string // http://127.0.0.1:port
 	base   string // root + "/fhir"
 	client *http.Client
-	// raw is the direct client. shared says it is connected to the
-	// server's own FerretDB (same database, same collections); otherwise
-	// it is a second embedded FerretDB in this process, seeded alike.
+	// raw is the direct client, connected to the server's own database
+	// (shared is always true: same database, same collections).
 	raw    *mongostore.Store
 	shared bool
-	rawEmb *embedded.Server
-	reg    *search.Registry
+	// fdb is the in-process FerretDB both talk to: the MongoDB-wire test
+	// stand-in (not a replica set: no transactions).
+	fdb *ferrettest.Server
+	reg *search.Registry
 
 	cancel context.CancelFunc
 	done   chan error
 }
 
-// start opens a server on dir with the embedded store and connects the
-// direct client.
+// start starts FerretDB in this process on dir, opens a server on it
+// (over the MongoDB wire, as on MongoDB) and connects the direct client to
+// the same database.
 func start(ctx context.Context, dir string, conc int, audit bool, logw io.Writer) (*env, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	fdb, err := ferrettest.Start(ctx, ferrettest.Options{DataDir: filepath.Join(dir, "ferret")})
 	if err != nil {
 		return nil, err
 	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		_ = fdb.Close()
+		return nil, err
+	}
 	addr := ln.Addr().String()
-	e := &env{root: "http://" + addr, base: "http://" + addr + "/fhir", done: make(chan error, 1)}
+	e := &env{root: "http://" + addr, base: "http://" + addr + "/fhir", done: make(chan error, 1), fdb: fdb}
 	cfg := server.Config{
 		Addr: addr, BaseURL: e.base, DataDir: filepath.Join(dir, "data"), Auth: server.AuthOff, Version: "bench",
+		MongoURI: fdb.URI(), MongoTestStandIn: true, Database: "casefhir",
 		AuditOff: !audit,
 		Logger:   slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
-	before, _ := ownListeners()
 	srv, err := server.Open(ctx, cfg)
 	if err != nil {
 		_ = ln.Close()
+		_ = fdb.Close()
 		return nil, fmt.Errorf("server.Open: %w", err)
 	}
 	e.srv = srv
@@ -88,100 +94,33 @@ func start(ctx context.Context, dir string, conc int, audit bool, logw io.Writer
 			probe = id
 		}
 	}
-	if e.raw, err = attachShared(ctx, before, ln.Addr().(*net.TCPAddr).Port, srv.Config().Database, probe); err == nil {
-		e.shared = true
-		return e, nil
-	}
-	fmt.Fprintf(logw, "benchfhir: server's FerretDB not found (%v); using a second embedded FerretDB for the baseline\n", err)
-	emb, err := embedded.Start(ctx, embedded.Options{DataDir: filepath.Join(dir, "raw")})
-	if err != nil {
+	if e.raw, err = mongostore.Open(ctx, mongostore.Options{URI: fdb.URI(), Database: srv.Config().Database,
+		AllowStandalone: true}); err != nil {
 		e.close()
 		return nil, err
 	}
-	e.rawEmb = emb
-	if e.raw, err = mongostore.Open(ctx, mongostore.Options{URI: emb.URI(), Database: "casefhir", Embedded: true,
-		OnCollection: emb.EnsureIDIndex, ScanSearch: true}); err != nil {
+	if _, err := e.raw.Read(ctx, "Patient", probe); err != nil {
+		e.close()
+		return nil, fmt.Errorf("direct client does not see the server's data: %w", err)
+	}
+	e.shared = true
+	if err := e.idIndexes(ctx); err != nil {
 		e.close()
 		return nil, err
 	}
 	return e, nil
 }
 
-// attachShared finds the loopback listener the server's embedded FerretDB
-// opened in this process (a listening socket of ours that was not there
-// before server.Open and is not the HTTP listener), connects to it and
-// checks it serves the server's data by reading the probe Patient.
-func attachShared(ctx context.Context, before map[int]bool, httpPort int, database, probe string) (*mongostore.Store, error) {
-	after, err := ownListeners()
-	if err != nil {
-		return nil, err
-	}
-	var errs []error
-	for p := range after {
-		if before[p] || p == httpPort {
-			continue
-		}
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		st, err := mongostore.Open(cctx, mongostore.Options{URI: fmt.Sprintf("mongodb://127.0.0.1:%d/", p), Database: database, Embedded: true,
-			ScanSearch: true})
-		if err == nil {
-			if _, err = st.Read(cctx, "Patient", probe); err != nil {
-				_ = st.Close(context.WithoutCancel(ctx))
-			}
-		}
-		cancel()
-		if err == nil {
-			return st, nil
-		}
-		errs = append(errs, fmt.Errorf("port %d: %w", p, err))
-	}
-	if len(errs) == 0 {
-		return nil, errors.New("no candidate listener")
-	}
-	return nil, errors.Join(errs...)
-}
-
-// ownListeners returns the ports of loopback TCP sockets this process
-// listens on (Linux: /proc/self/fd and /proc/self/net/tcp{,6}).
-func ownListeners() (map[int]bool, error) {
-	fds, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		return nil, err
-	}
-	inodes := map[string]bool{}
-	for _, fd := range fds {
-		l, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name()))
-		if err == nil && strings.HasPrefix(l, "socket:[") {
-			inodes[strings.TrimSuffix(strings.TrimPrefix(l, "socket:["), "]")] = true
-		}
-	}
-	ports := map[int]bool{}
-	for _, f := range []string{"/proc/self/net/tcp", "/proc/self/net/tcp6"} {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			continue
-		}
-		sc := bufio.NewScanner(bytes.NewReader(b))
-		for sc.Scan() {
-			fl := strings.Fields(sc.Text())
-			if len(fl) < 10 || fl[3] != "0A" || !inodes[fl[9]] {
-				continue
-			}
-			i := strings.LastIndexByte(fl[1], ':')
-			if p, err := strconv.ParseInt(fl[1][i+1:], 16, 32); err == nil && i > 0 {
-				ports[int(p)] = true
-			}
-		}
-	}
-	return ports, nil
+// idIndexes gives every collection of the server's database FerretDB's
+// missing _id expression index (see ferrettest.EnsureIDIndex), so reads by
+// id are point lookups on the stand-in as on MongoDB.
+func (e *env) idIndexes(ctx context.Context) error {
+	return e.fdb.EnsureIDIndexes(ctx, e.srv.Config().Database)
 }
 
 func (e *env) close() {
 	if e.raw != nil {
 		_ = e.raw.Close(context.Background())
-	}
-	if e.rawEmb != nil {
-		_ = e.rawEmb.Close()
 	}
 	if e.cancel != nil {
 		e.cancel()
@@ -189,6 +128,9 @@ func (e *env) close() {
 	}
 	if e.srv != nil {
 		_ = e.srv.Close(context.Background())
+	}
+	if e.fdb != nil {
+		_ = e.fdb.Close()
 	}
 }
 

@@ -34,11 +34,8 @@ func measure(ctx context.Context, c config, logw io.Writer) (*report, error) {
 		rep.setup = append(rep.setup, "Server: AuditEvent trail off (`-audit` turns it on): the figures are the FHIR path alone. "+
 			"The trail's own cost is measured by `TestAuditCost` (server package) with the trail on and off on the same data.")
 	}
-	if e.shared {
-		rep.setup = append(rep.setup, "Baseline: direct store client on the server's own FerretDB (same database and collections).")
-	} else {
-		rep.setup = append(rep.setup, "Baseline: a second embedded FerretDB in this process, seeded alike (the server's listener was not found).")
-	}
+	rep.setup = append(rep.setup, "Backend: FerretDB v1 (SQLite) started in this process as the MongoDB-wire stand-in; the server "+
+		"reaches it through mongostore over the MongoDB wire. Baseline: a direct store client on the same database and collections.")
 	caps, err := e.capabilities(ctx)
 	if err != nil {
 		return rep, err
@@ -48,6 +45,7 @@ func measure(ctx context.Context, c config, logw io.Writer) (*report, error) {
 		name string
 		fn   func(context.Context) (*section, error)
 	}{
+		{"roundtrips", b.roundTrips},
 		{"scaling", b.scaling},
 		{"read", b.readThroughput},
 		{"create", b.createThroughput},

@@ -115,14 +115,15 @@ by hand, rerun it. The method is fixed in ` + "`cmd/benchfhir`" + `; this header
 
 ## Method
 
-- **One process, loopback only.** benchfhir starts a real casefhir server in process
-  (` + "`server.Open`" + ` + ` + "`ServeListener`" + `, auth off, the embedded FerretDB v1 / SQLite store in a
-  temporary data directory) and drives it over HTTP on 127.0.0.1 with keep-alive connections.
-- **The baseline runs on the same backend and the same data.** benchfhir finds the listener of the
-  server's own in-process FerretDB (the loopback socket this process opened during ` + "`server.Open`" + `)
-  and opens a second, direct store client on it, checked by reading a resource the server just wrote.
-  Baseline reads and creates go to the very collections the server uses. (If the listener cannot be
-  found, a second embedded FerretDB in the same process is used, seeded alike; the run says so.)
+- **One process, loopback only.** benchfhir starts FerretDB v1 (SQLite) in process as the MongoDB-wire
+  stand-in (` + "`fhir/store/mongostore/ferrettest`" + `, a test-only package; casefhir itself does not link FerretDB),
+  then a real casefhir server on it (` + "`server.Open`" + ` with ` + "`--mongodb-uri`" + ` pointing there, + ` + "`ServeListener`" + `,
+  auth off), and drives it over HTTP on 127.0.0.1 with keep-alive connections.
+- **The baseline runs on the same backend and the same data.** A second, direct store client connects to
+  the same FerretDB database, checked by reading a resource the server just wrote; baseline reads and
+  creates go to the very collections the server uses.
+- **Round trips** per interaction are the deltas of the server store's driver command counts
+  (` + "`(*mongostore.Store).CommandCounts`" + `, a driver ` + "`CommandMonitor`" + `, exposed on ` + "`/metrics`" + `) around one request.
 - **What "raw driver" means here.** The repository's layering rule lets only ` + "`fhir/store/mongostore`" + `
   import the MongoDB driver, so the baseline calls mongostore's exported methods, each one driver call:
   ` + "`Read`" + ` is one ` + "`FindOne({_id})`" + ` plus BSON decoding, ` + "`Create`" + ` one ` + "`InsertOne`" + `,
@@ -141,9 +142,7 @@ by hand, rerun it. The method is fixed in ` + "`cmd/benchfhir`" + `; this header
 - **Backend work per request** is read from the server's own ` + "`/metrics`" + `: the change in
   ` + "`casefhir_store_operation_duration_seconds_sum`" + ` and ` + "`_count`" + ` (all store operations) over a run,
   divided by the HTTP requests, set against the baseline's mean latency per store call at the same
-  concurrency. The count gives store calls (round trips, near enough) per request; the time, the work
-  the database did for it. A driver command monitor cannot be attached to the server's own client,
-  which is why the store layer's timings are used.
+  concurrency. The count gives store calls per request; the time, the work the database did for it.
 - **Targets** are those of issues 2 and 3: create and read ≥ 0.8x the direct rate; backend work per
   request ≤ 1.3x; a read by id at the largest size ≤ 2x the same read at the smallest; the server's search
   ≤ 1.5x the best direct query for a reference search and ≤ 3x for a 50-entry page with a total.

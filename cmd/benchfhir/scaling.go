@@ -61,7 +61,7 @@ func warm(ctx context.Context, arms ...arm) error {
 // scaling measures read by id (and search, if wired) at each size.
 func (b *bench) scaling(ctx context.Context) (*section, error) {
 	sec := &section{
-		title: "3. Read by id and search as a type grows (embedded store)",
+		title: "3. Read by id and search as a type grows (MongoDB wire, FerretDB stand-in)",
 		intro: "Sequential requests (concurrency 1), median latency per operation. *Server store* is " +
 			"`server.Store().Read` in process (the path the read interaction uses, metrics wrapper included); " +
 			"*direct* is the baseline client's `Read` (one `FindOne({_id})`); *HTTP* is `GET /fhir/Patient/{id}`. " +
@@ -71,7 +71,7 @@ func (b *bench) scaling(ctx context.Context) (*section, error) {
 	st, _, _, perr := b.e.do(ctx, http.MethodGet, b.e.base+"/Patient?family="+selectiveFamily, nil)
 	searchWired := perr == nil && st == http.StatusOK
 	searchSec := &section{
-		title: "3b. Search latency as a type grows (embedded store)",
+		title: "3b. Search latency as a type grows (MongoDB wire, FerretDB stand-in)",
 		intro: "Sequential, median latency per query. *Direct* is the best equivalent query through the baseline client: " +
 			"`Find` on the search index (`x.family.n` starts-with, `x.subject.r` equals), results drained; the page adds " +
 			"`Limit 50` and a `Count` for the total. *CPU per search* is the process CPU (server, FerretDB and the " +
@@ -156,7 +156,7 @@ func (b *bench) scaling(ctx context.Context) (*section, error) {
 			fmt.Sprintf("Read by id at %d vs %d (server store): %s, target %s", lastN, firstN, fRatio(rs), verdict(rs, 2, false)),
 			fmt.Sprintf("Same over HTTP: %s (%s); direct baseline: %s.", fRatio(rh), verdict(rh, 2, false), fRatio(rd)))
 	}
-	sec.notes = append(sec.notes, "The server creates the collections itself (first create over HTTP), so the embedded store's "+
+	sec.notes = append(sec.notes, "The server creates the collections itself (first create over HTTP), so FerretDB's "+
 		"`_id` expression index exists before seeding; a flat ratio across sizes is what shows reads are index-served, not scans.")
 	b.extra = append(b.extra, searchSec)
 	return sec, nil

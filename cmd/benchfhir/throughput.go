@@ -175,7 +175,7 @@ func (b *bench) createThroughput(ctx context.Context) (*section, error) {
 		return sec, err
 	}
 	throughputRows(sec, res, "http", "direct")
-	sec.notes = append(sec.notes, "Every create is durable when answered on both sides: the embedded store runs SQLite with "+
+	sec.notes = append(sec.notes, "Every create is durable when answered on both sides: the FerretDB stand-in runs SQLite with "+
 		"`synchronous=FULL`, so each insert is a commit with an fsync, which bounds both arms.")
 	return sec, nil
 }

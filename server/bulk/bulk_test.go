@@ -16,6 +16,7 @@ import (
 	"github.com/casefhir/casefhir/fhir/outcome"
 	"github.com/casefhir/casefhir/fhir/search"
 	"github.com/casefhir/casefhir/fhir/store"
+	"github.com/casefhir/casefhir/fhir/store/mongostore/ferrettest"
 	"github.com/casefhir/casefhir/server/auth"
 	"github.com/casefhir/casefhir/server/bulk"
 	"github.com/casefhir/casefhir/server/bulk/bulkbench"
@@ -66,7 +67,12 @@ func newEnv(t *testing.T, n int, o bulk.Options) *env {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	emb, err := bulkbench.OpenEmbedded(ctx, filepath.Join(dir, "data"), "bulktest")
+	fdb, err := ferrettest.Start(ctx, ferrettest.Options{DataDir: filepath.Join(dir, "data")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = fdb.Close() })
+	emb, err := bulkbench.Open(ctx, fdb.URI(), "bulktest")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -74,7 +74,8 @@ func (s *Store) VRead(ctx context.Context, typ, id string, version int64) (*stor
 }
 
 // Create implements store.Store (https://hl7.org/fhir/R4/http.html#create
-// after the id is chosen): one insert; a duplicate _id is outcome.Duplicate.
+// after the id is chosen): one insert, one round trip; a duplicate _id is
+// outcome.Duplicate.
 func (s *Store) Create(ctx context.Context, r *store.Resource) error {
 	const op = "mongostore.Create"
 	if err := checkType(op, r.Type); err != nil {
@@ -86,9 +87,6 @@ func (s *Store) Create(ctx context.Context, r *store.Resource) error {
 	if err := s.ensure(ctx, r.Type); err != nil {
 		return err
 	}
-	if s.embedded {
-		defer s.keyLock(r.Key())() // a transaction may be creating it
-	}
 	doc, err := marshalDoc(op, r)
 	if err != nil {
 		return err
@@ -98,23 +96,18 @@ func (s *Store) Create(ctx context.Context, r *store.Resource) error {
 		if outcome.Is(err, outcome.Duplicate) {
 			return outcome.As(err).WithDiagnostics(r.Key() + " already exists")
 		}
-		if s.embedded {
-			s.refresh(ctx, r.Type, r.ID)
-		}
 		return err
-	}
-	if s.embedded {
-		s.noteDoc(r.Type, doc)
 	}
 	return nil
 }
 
 // Update implements store.Store (https://hl7.org/fhir/R4/http.html#update
-// and #delete, as a tombstone version): the previous version is copied to
-// <Type>_history (idempotently), then the current document is replaced only
-// if it is still prev. Otherwise outcome.Conflict; a history copy left by a
-// failed or interrupted update duplicates a still-current version and is
-// ignored by readers.
+// and #delete, as a tombstone version) in two round trips: the previous
+// version is copied to <Type>_history (idempotently), then the current
+// document is replaced only if it is still prev, a compare-and-swap on
+// {_id, v} that MongoDB applies atomically. Otherwise outcome.Conflict; a
+// history copy left by a failed or interrupted update duplicates a
+// still-current version and is ignored by readers.
 func (s *Store) Update(ctx context.Context, next, prev *store.Resource) error {
 	const op = "mongostore.Update"
 	if err := checkType(op, next.Type); err != nil {
@@ -126,14 +119,15 @@ func (s *Store) Update(ctx context.Context, next, prev *store.Resource) error {
 	if err := s.ensure(ctx, next.Type+historySuffix); err != nil {
 		return err
 	}
-	if s.embedded {
-		return s.updateLocked(ctx, next, prev)
+	doc, err := marshalDoc(op, next)
+	if err != nil {
+		return err
 	}
 	if err := s.insertHistory(ctx, op, encodeHistory(prev), next.Type); err != nil {
 		return err
 	}
 	res, err := s.db.Collection(next.Type).ReplaceOne(ctx,
-		bson.D{{Key: fID, Value: next.ID}, {Key: fVersion, Value: prev.VersionID}}, encode(next))
+		bson.D{{Key: fID, Value: next.ID}, {Key: fVersion, Value: prev.VersionID}}, doc)
 	if err != nil {
 		return translate(op, err)
 	}
@@ -143,67 +137,13 @@ func (s *Store) Update(ctx context.Context, next, prev *store.Resource) error {
 	return nil
 }
 
-// updateLocked is Update on the embedded store: under the in-process lock of
-// the resource, read the current document by _id, check its version, copy
-// it to history and replace it by _id (FerretDB serves only {_id} filters
-// from an index); then, still under the lock, update the in-memory search
-// index.
-func (s *Store) updateLocked(ctx context.Context, next, prev *store.Resource) error {
-	const op = "mongostore.Update"
-	defer s.keyLock(next.Key())()
-	coll := s.db.Collection(next.Type)
-	raw, err := coll.FindOne(ctx, bson.D{{Key: fID, Value: next.ID}}).Raw()
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return conflict(op, next)
-	}
+// marshalDoc encodes r as a current-version document.
+func marshalDoc(op string, r *store.Resource) (bson.Raw, error) {
+	b, err := bson.Marshal(encode(r))
 	if err != nil {
-		return translate(op, err)
+		return nil, outcome.Wrap(driverError{kind: "unencodable index"}, outcome.Exception, op, "the resource could not be stored")
 	}
-	v, ok := raw.Lookup(fVersion).AsInt64OK()
-	if !ok {
-		return corrupt(nil)
-	}
-	if v != prev.VersionID {
-		return conflict(op, next)
-	}
-	// The stored document, not the caller's copy, goes to history.
-	hist, err := toHistory(raw, next.ID, v)
-	if err != nil {
-		return err
-	}
-	if err := s.insertHistory(ctx, op, hist, next.Type); err != nil {
-		return err
-	}
-	doc, err := marshalDoc(op, next)
-	if err != nil {
-		return err
-	}
-	res, err := coll.ReplaceOne(ctx, bson.D{{Key: fID, Value: next.ID}}, doc)
-	if err != nil {
-		s.refresh(ctx, next.Type, next.ID)
-		return translate(op, err)
-	}
-	if res.MatchedCount == 0 {
-		return conflict(op, next)
-	}
-	s.noteDoc(next.Type, doc)
-	return nil
-}
-
-// toHistory rewrites a current document as its history document.
-func toHistory(raw bson.Raw, id string, v int64) (bson.D, error) {
-	elems, err := raw.Elements()
-	if err != nil {
-		return nil, corrupt(err)
-	}
-	d := make(bson.D, 0, len(elems)+1)
-	d = append(d, bson.E{Key: fID, Value: historyID(id, v)}, bson.E{Key: fRID, Value: id})
-	for _, e := range elems {
-		if k := e.Key(); k != fID && k != fRID {
-			d = append(d, bson.E{Key: k, Value: e.Value()})
-		}
-	}
-	return d, nil
+	return b, nil
 }
 
 // insertHistory inserts a history document; one already there (a retried

@@ -3,6 +3,7 @@ package mongostore
 import (
 	"context"
 	"regexp"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -12,183 +13,100 @@ import (
 )
 
 // Find implements store.Store (the storage half of
-// https://hl7.org/fhir/R4/http.html#search): the filter is translated to a
-// MongoDB query as far as the backend evaluates it exactly, every result is
-// re-checked with Filter.Match, and tombstones are never returned. Skip and
-// Limit are pushed down only when the whole filter is; otherwise they are
-// applied after Match. On the embedded store Find is served by the
-// in-memory search index (memindex.go), and a filter pinning the id (Eq or
-// In on _id, alone or in an And) by point lookups, not a scan.
+// https://hl7.org/fhir/R4/http.html#search): the filter, the sort, the
+// keyset cursor (opt.After) and the limit all go to MongoDB, which
+// evaluates every filter operator exactly as store.Filter.Match does, so
+// nothing is re-checked or sorted here. Tombstones are never returned.
+//
+// MongoDB sorts a missing value first ascending (and last descending),
+// while the contract wants it last in either direction. So an ascending
+// sort on an Index path is split into the rows that have a value (sorted
+// by it, from its index) and then those that have none (see plan.go): a
+// page that the first part fills costs one query; a page reaching into
+// the rows without a value costs one more. Descending keys, PathID and
+// PathLastUpdated need no split.
 func (s *Store) Find(ctx context.Context, typ string, f *store.Filter, opt store.FindOptions) (store.Cursor, error) {
 	const op = "mongostore.Find"
 	if err := checkType(op, typ); err != nil {
 		return nil, err
 	}
-	f = normFilter(f)
-	if s.useTable() {
-		c, ok, err := s.findEmbedded(ctx, typ, f, opt)
-		if err != nil || ok {
-			return c, err
-		}
-	} else if ids, ok := idCandidates(f); ok && s.embedded && len(ids) <= maxIDLookups {
-		rs, err := s.findByIDs(ctx, typ, ids, f, opt)
-		if err != nil {
-			return nil, err
-		}
-		return &sliceCursor{rs: rs}, nil
-	}
-	q, exact := s.query(f)
-	fo := options.Find()
-	if opt.IndexOnly {
-		fo.SetProjection(bson.D{{Key: fJSON, Value: 0}})
-	}
-	fo.SetSort(sortDoc(opt.Sort))
-	c := &cursor{typ: typ, f: f, withJSON: !opt.IndexOnly, skip: opt.Skip, limit: opt.Limit}
-	if exact {
-		if opt.Skip > 0 {
-			fo.SetSkip(int64(opt.Skip))
-		}
-		if opt.Limit > 0 {
-			fo.SetLimit(int64(opt.Limit))
-		}
-		c.skip = 0
-	}
-	mc, err := s.db.Collection(typ).Find(ctx, q, fo)
-	if err != nil {
-		return nil, translate(op, err)
-	}
-	c.cur = mc
-	return c, nil
+	p := newPlan(s, typ, normFilter(f), opt)
+	return p.cursor(ctx)
 }
 
 // Count implements store.Store: what Find would return, ignoring Limit and
-// Skip. A fully pushed-down filter is counted by the database; otherwise
-// candidates are fetched without their JSON and checked with Match. On the
-// embedded store the in-memory search index counts.
+// Skip, counted by the database (one aggregate round trip).
 func (s *Store) Count(ctx context.Context, typ string, f *store.Filter) (int64, error) {
 	const op = "mongostore.Count"
 	if err := checkType(op, typ); err != nil {
 		return 0, err
 	}
-	f = normFilter(f)
-	if s.useTable() {
-		t, err := s.table(ctx, typ)
-		if err != nil {
-			return 0, err
-		}
-		return countTable(t, f), nil
-	}
-	if ids, ok := idCandidates(f); ok && s.embedded && len(ids) <= maxIDLookups {
-		rs, err := s.findByIDs(ctx, typ, ids, f, store.FindOptions{IndexOnly: true})
-		return int64(len(rs)), err
-	}
-	q, exact := s.query(f)
-	if exact {
-		n, err := s.db.Collection(typ).CountDocuments(ctx, q)
-		return n, translate(op, err)
-	}
-	mc, err := s.db.Collection(typ).Find(ctx, q, options.Find().SetProjection(bson.D{{Key: fJSON, Value: 0}}))
-	if err != nil {
-		return 0, translate(op, err)
-	}
-	c := &cursor{typ: typ, f: f, cur: mc}
-	defer c.Close(context.WithoutCancel(ctx))
-	var n int64
-	for {
-		r, err := c.Next(ctx)
-		if err != nil {
-			return 0, err
-		}
-		if r == nil {
-			return n, nil
-		}
-		n++
-	}
+	n, err := s.db.Collection(typ).CountDocuments(ctx, query(normFilter(f)))
+	return n, translate(op, err)
 }
 
-// query returns the MongoDB query for f (tombstones excluded) and whether it
-// selects exactly what f matches; when not, it selects a superset.
-func (s *Store) query(f *store.Filter) (bson.D, bool) {
-	d, exact := s.toBSON(f)
-	q := bson.D{{Key: fDeleted, Value: false}}
-	return append(q, d...), exact
+// query returns the MongoDB query for f, tombstones excluded.
+func query(f *store.Filter) bson.D {
+	return append(bson.D{{Key: fDeleted, Value: false}}, toBSON(f)...)
 }
 
 // matchNothing is a query no document satisfies.
 var matchNothing = bson.D{{Key: fID, Value: bson.D{{Key: "$in", Value: bson.A{}}}}}
 
-// toBSON translates f. The result is a superset of f's matches; exact says
-// it is f itself. Leaves the backend cannot evaluate like Match become {}.
-func (s *Store) toBSON(f *store.Filter) (bson.D, bool) {
+// toBSON translates f exactly (an empty document matches everything).
+func toBSON(f *store.Filter) bson.D {
 	if f == nil {
-		return bson.D{}, true
+		return bson.D{}
 	}
 	switch f.Op {
 	case store.OpAll:
-		return bson.D{}, true
+		return bson.D{}
 	case store.OpAnd:
-		exact := true
 		var parts bson.A
 		for _, c := range f.Children {
-			d, ok := s.toBSON(c)
-			exact = exact && ok
-			if len(d) > 0 {
+			if d := toBSON(c); len(d) > 0 {
 				parts = append(parts, d)
 			}
 		}
 		switch len(parts) {
 		case 0:
-			return bson.D{}, exact
+			return bson.D{}
 		case 1:
-			return parts[0].(bson.D), exact
+			return parts[0].(bson.D)
 		}
-		return bson.D{{Key: "$and", Value: parts}}, exact
+		return bson.D{{Key: "$and", Value: parts}}
 	case store.OpOr:
 		if len(f.Children) == 0 {
-			return matchNothing, true
+			return matchNothing
 		}
-		exact, all := true, false
 		parts := make(bson.A, 0, len(f.Children))
 		for _, c := range f.Children {
-			d, ok := s.toBSON(c)
+			d := toBSON(c)
 			if len(d) == 0 {
-				if ok {
-					return bson.D{}, true // a child matching everything
-				}
-				all = true // a child matching a superset of everything
+				return bson.D{} // a child matching everything
 			}
-			exact = exact && ok
 			parts = append(parts, d)
 		}
-		if all {
-			return bson.D{}, false
-		}
-		return bson.D{{Key: "$or", Value: parts}}, exact
+		return bson.D{{Key: "$or", Value: parts}}
 	case store.OpNot:
 		if len(f.Children) == 0 {
-			return bson.D{}, true
+			return bson.D{}
 		}
 		parts := make(bson.A, 0, len(f.Children))
 		for _, c := range f.Children {
-			d, ok := s.toBSON(c)
-			if !ok {
-				return bson.D{}, false // the negation of a superset is not one
-			}
+			d := toBSON(c)
 			if len(d) == 0 {
-				return matchNothing, true // not(everything)
+				return matchNothing // not(everything)
 			}
 			parts = append(parts, d)
 		}
-		return bson.D{{Key: "$nor", Value: parts}}, true
-	}
-	if !s.canPush(f) {
-		return bson.D{}, false
+		return bson.D{{Key: "$nor", Value: parts}}
 	}
 	cond, ok := leaf(f)
 	if !ok {
-		return bson.D{}, false
+		return matchNothing // a malformed leaf (e.g. Prefix on a number) matches nothing, as in Match
 	}
-	return bson.D{{Key: fieldPath(f.Path), Value: cond}}, true
+	return bson.D{{Key: fieldPath(f.Path), Value: cond}}
 }
 
 // leaf returns the operator document of a comparison filter.
@@ -252,65 +170,56 @@ func fieldPath(p string) string {
 	return fIndex + "." + p
 }
 
-func sortDoc(keys []store.SortKey) bson.D {
-	d := make(bson.D, 0, len(keys)+1)
-	seen := map[string]bool{}
-	for _, k := range keys {
-		p := fieldPath(k.Path)
-		if seen[p] {
-			continue
-		}
-		seen[p] = true
-		dir := 1
-		if k.Desc {
-			dir = -1
-		}
-		d = append(d, bson.E{Key: p, Value: dir})
+// normFilter returns f with time values truncated to milliseconds (BSON
+// date precision), so the database and Match agree. f is not modified.
+func normFilter(f *store.Filter) *store.Filter {
+	if f == nil {
+		return store.All()
 	}
-	if !seen[fID] {
-		d = append(d, bson.E{Key: fID, Value: 1})
+	g := *f
+	g.Value = normValue(f.Value)
+	if f.Values != nil {
+		g.Values = make([]any, len(f.Values))
+		for i, v := range f.Values {
+			g.Values[i] = normValue(v)
+		}
 	}
-	return d
+	if f.Children != nil {
+		g.Children = make([]*store.Filter, len(f.Children))
+		for i, c := range f.Children {
+			g.Children[i] = normFilter(c)
+		}
+	}
+	return &g
 }
 
-// cursor is the store.Cursor of Find: it decodes, drops tombstones and
-// non-matches, and applies any Skip/Limit left to it.
+func normValue(v any) any {
+	if t, ok := v.(time.Time); ok {
+		return ms(t)
+	}
+	return v
+}
+
+// cursor is a store.Cursor over one MongoDB cursor: it decodes and drops
+// tombstones (which the query already excludes).
 type cursor struct {
-	typ         string
-	f           *store.Filter
-	cur         *mongo.Cursor
-	withJSON    bool
-	skip, limit int
-	n           int
+	typ      string
+	cur      *mongo.Cursor
+	withJSON bool
+	// limit, when set, is the query's limit: after that many documents
+	// the cursor ends without asking the server for more (a getMore).
+	limit, n int
 }
 
 // Next implements store.Cursor.
 func (c *cursor) Next(ctx context.Context) (*store.Resource, error) {
-	for {
-		if c.limit > 0 && c.n >= c.limit {
-			return nil, nil
-		}
-		r, err := c.next(ctx)
-		if r == nil || err != nil {
-			return nil, err
-		}
-		if c.skip > 0 {
-			c.skip--
-			continue
-		}
+	for (c.limit == 0 || c.n < c.limit) && c.cur.Next(ctx) {
 		c.n++
-		return r, nil
-	}
-}
-
-// next returns the next matching resource, before Skip/Limit.
-func (c *cursor) next(ctx context.Context) (*store.Resource, error) {
-	for c.cur.Next(ctx) {
 		r, err := decode(c.typ, c.cur.Current, c.withJSON)
 		if err != nil {
 			return nil, err
 		}
-		if r.Deleted || !c.f.Match(r) {
+		if r.Deleted {
 			continue
 		}
 		return r, nil
@@ -321,4 +230,23 @@ func (c *cursor) next(ctx context.Context) (*store.Resource, error) {
 // Close implements store.Cursor.
 func (c *cursor) Close(ctx context.Context) error {
 	return translate("mongostore.Find", c.cur.Close(ctx))
+}
+
+// findOptions returns the driver options of one query of a plan.
+func findOptions(sort bson.D, indexOnly bool, skip, limit int) *options.FindOptionsBuilder {
+	fo := options.Find().SetSort(sort)
+	if indexOnly {
+		fo.SetProjection(bson.D{{Key: fJSON, Value: 0}})
+	}
+	if skip > 0 {
+		fo.SetSkip(int64(skip))
+	}
+	if limit > 0 {
+		// The whole page in the first reply: no getMore round trip. A
+		// batch one larger than the limit lets the server see the limit
+		// reached and close the cursor itself (no killCursors; FerretDB
+		// keeps it open when the batch size equals the limit).
+		fo.SetLimit(int64(limit)).SetBatchSize(int32(min(limit+1, 1<<20)))
+	}
+	return fo
 }

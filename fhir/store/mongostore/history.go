@@ -17,11 +17,14 @@ import (
 const DefaultHistoryLimit = 100
 
 // History implements https://hl7.org/fhir/R4/http.html#history at instance,
-// type and system level: versions newest first (LastUpdated, then version,
-// then type and id), with Since, At, Before, Offset and Limit. Instance
-// history of a resource that never existed is outcome.NotFound. On the
-// embedded store instance history reads only the versions the page needs,
-// assuming LastUpdated grows with the version (see instanceHistoryByVersion).
+// type and system level: versions in the order of store.VersionKey
+// (LastUpdated descending, then type and id ascending, then version
+// descending), with Since, At, Before, After (keyset), Offset and Limit.
+// Each collection is read through its history-order index ({lu: -1, _id: 1}
+// on current versions, {lu: -1, rid: 1, v: -1} on older ones), only as far
+// as the page needs, with the keyset condition pushed down; the
+// collections' pages are merged here. Instance history of a resource that
+// never existed is outcome.NotFound.
 func (s *Store) History(ctx context.Context, q store.HistoryQuery) ([]*store.Resource, error) {
 	const op = "mongostore.History"
 	if q.Limit <= 0 {
@@ -31,22 +34,43 @@ func (s *Store) History(ctx context.Context, q store.HistoryQuery) ([]*store.Res
 		q.Offset = 0
 	}
 	q.Since, q.At, q.Before = msOrZero(q.Since), msOrZero(q.At), msOrZero(q.Before)
+	if q.After != nil {
+		k := *q.After
+		k.LastUpdated = ms(k.LastUpdated)
+		q.After = &k
+	}
 	switch {
 	case q.ID != "":
 		if err := checkType(op, q.Type); err != nil {
 			return nil, err
 		}
-		return s.instanceHistory(ctx, q)
+		cur, err := s.findOne(ctx, op, q.Type, q.Type, q.ID)
+		if err != nil {
+			return nil, err
+		}
+		if cur == nil {
+			return nil, notFound(op, q.Type, q.ID)
+		}
+		return s.typesHistory(ctx, q, []string{q.Type})
 	case q.Type != "":
 		if err := checkType(op, q.Type); err != nil {
 			return nil, err
 		}
 		return s.typesHistory(ctx, q, []string{q.Type})
 	default:
-		types, err := s.Types(ctx)
+		// Every resource collection, without Types' probe for data (an
+		// empty collection answers its page query with nothing).
+		names, err := s.db.ListCollectionNames(ctx, bson.D{})
 		if err != nil {
-			return nil, err
+			return nil, translate(op, err)
 		}
+		var types []string
+		for _, n := range names {
+			if checkType(op, n) == nil {
+				types = append(types, n)
+			}
+		}
+		slices.Sort(types)
 		return s.typesHistory(ctx, q, types)
 	}
 }
@@ -58,78 +82,10 @@ func msOrZero(t time.Time) time.Time {
 	return ms(t)
 }
 
-// instanceHistory: the current document plus its history documents, by
-// point lookups on the embedded store and the {rid, v} index on MongoDB.
-func (s *Store) instanceHistory(ctx context.Context, q store.HistoryQuery) ([]*store.Resource, error) {
-	const op = "mongostore.History"
-	cur, err := s.findOne(ctx, op, q.Type, q.Type, q.ID)
-	if err != nil {
-		return nil, err
-	}
-	if cur == nil {
-		return nil, notFound(op, q.Type, q.ID)
-	}
-	if s.embedded {
-		return s.instanceHistoryByVersion(ctx, q, cur)
-	}
-	// MongoDB: the {rid: 1, v: -1} index serves the older versions.
-	f := bson.D{{Key: fRID, Value: q.ID}, {Key: fVersion, Value: bson.D{{Key: "$lt", Value: cur.VersionID}}}}
-	rs, err := s.findAll(ctx, q.Type, q.Type+historySuffix, f,
-		options.Find().SetSort(bson.D{{Key: fRID, Value: 1}, {Key: fVersion, Value: -1}}))
-	if err != nil {
-		return nil, err
-	}
-	all := append([]*store.Resource{cur}, rs...)
-	return page(selectVersions(all, q), q), nil
-}
-
-// instanceHistoryByVersion is instance history on the embedded store: point
-// lookups of "<id>/<v>" walking down from the current version, only as far
-// as the page needs. It relies on versions being written in LastUpdated
-// order (the server stamps each new version with its clock, and one process
-// owns embedded data), so it stops at the first version older than Since.
-func (s *Store) instanceHistoryByVersion(ctx context.Context, q store.HistoryQuery, cur *store.Resource) ([]*store.Resource, error) {
-	const op = "mongostore.History"
-	var out []*store.Resource
-	skipped := 0
-	for v := cur.VersionID; v >= 1 && len(out) < q.Limit; v-- {
-		r := cur
-		if v != cur.VersionID {
-			var err error
-			if r, err = s.findOne(ctx, op, q.Type+historySuffix, q.Type, historyID(q.ID, v)); err != nil {
-				return nil, err
-			}
-			if r == nil {
-				continue
-			}
-		}
-		if !q.At.IsZero() && r.LastUpdated.After(q.At) {
-			continue
-		}
-		if !q.Since.IsZero() && r.LastUpdated.Before(q.Since) {
-			break
-		}
-		inBounds := q.Before.IsZero() || r.LastUpdated.Before(q.Before)
-		if inBounds {
-			if skipped < q.Offset {
-				skipped++
-			} else {
-				out = append(out, r)
-			}
-		}
-		if !q.At.IsZero() {
-			break // the version current at At
-		}
-	}
-	slices.SortFunc(out, newestFirst)
-	return out, nil
-}
-
 // typesHistory merges current and history collections of types. Without At
-// it fetches only the newest Offset+Limit of each collection, growing the
-// window if de-duplication left too few.
+// it fetches only the first Offset+Limit of each collection in history
+// order, growing the window if de-duplication left too few.
 func (s *Store) typesHistory(ctx context.Context, q store.HistoryQuery, types []string) ([]*store.Resource, error) {
-	f := bson.D{}
 	lu := bson.D{}
 	if !q.At.IsZero() {
 		lu = append(lu, bson.E{Key: "$lte", Value: q.At})
@@ -141,20 +97,34 @@ func (s *Store) typesHistory(ctx context.Context, q store.HistoryQuery, types []
 			lu = append(lu, bson.E{Key: "$lt", Value: q.Before})
 		}
 	}
-	if len(lu) > 0 {
-		f = append(f, bson.E{Key: fLU, Value: lu})
-	}
-	sort := bson.D{{Key: fLU, Value: -1}, {Key: fVersion, Value: -1}}
 	want := q.Offset + q.Limit
 	n := int64(want)
 	for {
 		var all []*store.Resource
 		full := false
 		for _, typ := range types {
-			for _, coll := range []string{typ, typ + historySuffix} {
+			for _, hist := range []bool{false, true} {
+				coll, idField := typ, fID
+				sort := bson.D{{Key: fLU, Value: -1}, {Key: fID, Value: 1}}
+				if hist {
+					coll, idField = typ+historySuffix, fRID
+					sort = bson.D{{Key: fLU, Value: -1}, {Key: fRID, Value: 1}, {Key: fVersion, Value: -1}}
+				}
+				f := bson.D{}
+				if q.ID != "" {
+					f = append(f, bson.E{Key: idField, Value: q.ID})
+				}
+				if len(lu) > 0 {
+					f = append(f, bson.E{Key: fLU, Value: lu})
+				}
+				if q.After != nil && q.At.IsZero() {
+					// With At, an older version may be the one current at
+					// At: After is applied after that choice, below.
+					f = append(f, bson.E{Key: "$or", Value: historyAfter(typ, idField, *q.After)})
+				}
 				fo := options.Find().SetSort(sort)
 				if q.At.IsZero() {
-					fo.SetLimit(n)
+					fo.SetLimit(n).SetBatchSize(int32(min(n+1, 1<<20))) // see findOptions
 				}
 				rs, err := s.findAll(ctx, typ, coll, f, fo)
 				if err != nil {
@@ -171,6 +141,25 @@ func (s *Store) typesHistory(ctx context.Context, q store.HistoryQuery, types []
 			return page(sel, q), nil
 		}
 		n *= 2
+	}
+}
+
+// historyAfter is the keyset condition "after k in history order" for the
+// documents of one collection of type typ (idField: the FHIR id's field),
+// as the alternatives of an $or.
+func historyAfter(typ, idField string, k store.VersionKey) bson.A {
+	lu := bson.NewDateTimeFromTime(k.LastUpdated)
+	older := bson.D{{Key: fLU, Value: bson.D{{Key: "$lt", Value: lu}}}}
+	switch {
+	case typ < k.Type:
+		return bson.A{older}
+	case typ > k.Type:
+		return bson.A{bson.D{{Key: fLU, Value: bson.D{{Key: "$lte", Value: lu}}}}}
+	}
+	return bson.A{
+		older,
+		bson.D{{Key: fLU, Value: lu}, {Key: idField, Value: bson.D{{Key: "$gt", Value: k.ID}}}},
+		bson.D{{Key: fLU, Value: lu}, {Key: idField, Value: k.ID}, {Key: fVersion, Value: bson.D{{Key: "$lt", Value: k.VersionID}}}},
 	}
 }
 
@@ -223,6 +212,9 @@ func selectVersions(all []*store.Resource, q store.HistoryQuery) []*store.Resour
 		if !q.Since.IsZero() && r.LastUpdated.Before(q.Since) {
 			continue
 		}
+		if q.After != nil && !afterKey(r, *q.After) {
+			continue
+		}
 		if !q.Before.IsZero() && !r.LastUpdated.Before(q.Before) {
 			continue
 		}
@@ -231,17 +223,18 @@ func selectVersions(all []*store.Resource, q store.HistoryQuery) []*store.Resour
 	return out
 }
 
+// newestFirst is the history order of store.VersionKey.
 func newestFirst(a, b *store.Resource) int {
 	if c := b.LastUpdated.Compare(a.LastUpdated); c != 0 {
-		return c
-	}
-	if c := cmp.Compare(b.VersionID, a.VersionID); c != 0 {
 		return c
 	}
 	if c := cmp.Compare(a.Type, b.Type); c != 0 {
 		return c
 	}
-	return cmp.Compare(a.ID, b.ID)
+	if c := cmp.Compare(a.ID, b.ID); c != 0 {
+		return c
+	}
+	return cmp.Compare(b.VersionID, a.VersionID)
 }
 
 func page(rs []*store.Resource, q store.HistoryQuery) []*store.Resource {
@@ -253,4 +246,9 @@ func page(rs []*store.Resource, q store.HistoryQuery) []*store.Resource {
 		rs = rs[:q.Limit]
 	}
 	return rs
+}
+
+// afterKey reports whether r comes strictly after k in history order.
+func afterKey(r *store.Resource, k store.VersionKey) bool {
+	return newestFirst(r, &store.Resource{LastUpdated: k.LastUpdated, Type: k.Type, ID: k.ID, VersionID: k.VersionID}) > 0
 }

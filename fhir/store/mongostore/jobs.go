@@ -129,8 +129,7 @@ func (s *Store) GetJob(ctx context.Context, id string) (*store.Job, error) {
 }
 
 // UpdateJob implements store.JobStore: compare-and-swap on the version. On
-// MongoDB one ReplaceOne filtered by {_id, ver}; on the embedded store,
-// under the in-process lock of the job, read by _id, check, replace by _id.
+// one ReplaceOne filtered by {_id, ver}.
 func (s *Store) UpdateJob(ctx context.Context, next *store.Job) error {
 	const op = "mongostore.UpdateJob"
 	if err := s.ensure(ctx, jobsColl); err != nil {
@@ -141,20 +140,6 @@ func (s *Store) UpdateJob(ctx context.Context, next *store.Job) error {
 	doc := encodeJob(next)
 	doc[1].Value = want + 1
 	filter := bson.D{{Key: fID, Value: next.ID}, {Key: jVersion, Value: want}}
-	if s.embedded {
-		defer s.keyLock(jobsColl + "/" + next.ID)()
-		raw, err := coll.FindOne(ctx, bson.D{{Key: fID, Value: next.ID}}).Raw()
-		if errors.Is(err, mongo.ErrNoDocuments) {
-			return jobNotFound(op)
-		}
-		if err != nil {
-			return translate(op, err)
-		}
-		if v, _ := raw.Lookup(jVersion).AsInt64OK(); v != want {
-			return outcome.New(outcome.Conflict, "job version conflict").WithOp(op)
-		}
-		filter = bson.D{{Key: fID, Value: next.ID}}
-	}
 	res, err := coll.ReplaceOne(ctx, filter, doc)
 	if err != nil {
 		return translate(op, err)
@@ -201,9 +186,6 @@ func (s *Store) DeleteJob(ctx context.Context, id string) error {
 	const op = "mongostore.DeleteJob"
 	if err := s.ensure(ctx, jobsColl); err != nil {
 		return err
-	}
-	if s.embedded {
-		defer s.keyLock(jobsColl + "/" + id)()
 	}
 	_, err := s.db.Collection(jobsColl).DeleteOne(ctx, bson.D{{Key: fID, Value: id}})
 	return translate(op, err)

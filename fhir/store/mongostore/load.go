@@ -40,13 +40,7 @@ func (s *Store) InsertMany(ctx context.Context, rs []*store.Resource) error {
 			return err
 		}
 		if _, err := s.db.Collection(t).InsertMany(ctx, byType[t], options.InsertMany().SetOrdered(false)); err != nil {
-			s.mem.drop(t, nil) // some may be stored: searches reload what is
 			return translate(op, err)
-		}
-		if s.embedded {
-			for _, d := range byType[t] {
-				s.noteDoc(t, d.(bson.Raw))
-			}
 		}
 	}
 	return nil
@@ -85,23 +79,17 @@ func (s *Store) ScanJSON(ctx context.Context, typ string, fn func(js []byte) err
 }
 
 // Scan is Find without an order: the current, non-deleted resources of typ
-// matching f (re-checked with Match), in whatever order the database
-// streams them. Find always sorts (by _id at least), which the embedded
-// FerretDB does in memory over the whole result; Scan keeps memory flat
-// for a full-collection read such as a bulk export.
+// matching f, in whatever order the database streams them (no sort, so
+// no in-memory sort on the server either), for a full-collection read
+// such as a bulk export.
 func (s *Store) Scan(ctx context.Context, typ string, f *store.Filter) (store.Cursor, error) {
 	const op = "mongostore.Scan"
 	if err := checkType(op, typ); err != nil {
 		return nil, err
 	}
-	f = normFilter(f)
-	if _, ok := idCandidates(f); ok {
-		return s.Find(ctx, typ, f, store.FindOptions{}) // point lookups: no scan to save
-	}
-	q, _ := s.query(f)
-	mc, err := s.db.Collection(typ).Find(ctx, q)
+	mc, err := s.db.Collection(typ).Find(ctx, query(normFilter(f)))
 	if err != nil {
 		return nil, translate(op, err)
 	}
-	return &cursor{typ: typ, f: f, cur: mc, withJSON: true}, nil
+	return &cursor{typ: typ, cur: mc, withJSON: true}, nil
 }

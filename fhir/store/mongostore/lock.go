@@ -27,24 +27,10 @@ const (
 // whose lease expired and was taken over does not release the new holder's.
 // Expiry uses this process's clock: instances sharing a database need
 // clocks that agree to well within ttl.
-//
-// In embedded mode, where this process is the only one, leases live in
-// memory instead (lease.go): waiters queue in arrival order and the holder's
-// unlock hands the lease to the first of them at once.
 func (s *Store) Lock(ctx context.Context, key string, ttl time.Duration) (func(context.Context) error, error) {
 	const op = "mongostore.Lock"
 	if key == "" || ttl <= 0 {
 		return nil, outcome.New(outcome.Exception, "lock needs a key and a positive ttl").WithOp(op)
-	}
-	if s.embedded {
-		release, took, err := s.leases.acquire(ctx, key, ttl)
-		if err != nil {
-			return nil, translate(op, err)
-		}
-		if took {
-			s.log.WarnContext(ctx, "took over an expired lock lease")
-		}
-		return func(context.Context) error { release(); return nil }, nil
 	}
 	if err := s.ensure(ctx, locksColl); err != nil {
 		return nil, err
@@ -109,8 +95,7 @@ func (s *Store) takeExpired(ctx context.Context, key string, now time.Time) (boo
 	return true, nil
 }
 
-// unlock deletes the lease key if owner still holds it (embedded mode
-// never gets here: its leases are in memory, see lease.go).
+// unlock deletes the lease key if owner still holds it.
 func (s *Store) unlock(ctx context.Context, key, owner string) error {
 	const op = "mongostore.Unlock"
 	_, err := s.db.Collection(locksColl).DeleteOne(ctx, bson.D{{Key: fID, Value: key}, {Key: fOwner, Value: owner}})

@@ -26,66 +26,36 @@ type Options struct {
 	URI string
 	// Database is the database name.
 	Database string
-	// Embedded says the server is the in-process FerretDB and this process
-	// is the only writer: compare-and-swap then uses in-process locks and
-	// {_id}-only operations, and only filters FerretDB evaluates correctly
-	// are pushed down.
-	Embedded bool
-	// OnCollection, if set, is called once per process for every collection
-	// the store creates or finds at Open, after it exists (the embedded
-	// server adds its _id expression index there).
-	OnCollection func(ctx context.Context, db, coll string) error
 	// Logger receives operational messages (never resource content).
 	Logger *slog.Logger
-	// LazySearchIndex, in embedded mode, loads each type's in-memory
-	// search index on the first search of that type instead of in the
-	// background from Open (see memindex.go).
-	LazySearchIndex bool
-	// ScanSearch, in embedded mode, serves Find and Count from the database
-	// (a scan) instead of the in-memory search index. It is for a second
-	// client of an embedded store that another Store writes (tools and
-	// benchmarks): the in-memory index only sees this Store's own writes.
-	ScanSearch bool
+	// AllowStandalone is for test stand-ins only (FerretDB started by a
+	// test or a benchmark): it lets Open accept a server that is not a
+	// replica set member or a mongos. Such a store has no transactions
+	// (Apply fails with outcome.NotSupported) and its compare-and-swap is
+	// only as atomic as the stand-in makes it. casefhir never sets it.
+	AllowStandalone bool
 }
 
-// Store is a store.Store on MongoDB or the embedded FerretDB.
+// Store is a store.Store on MongoDB (a replica set or a sharded cluster).
 type Store struct {
-	client   *mongo.Client
-	db       *mongo.Database
-	dbName   string
-	embedded bool
-	onColl   func(ctx context.Context, db, coll string) error
-	log      *slog.Logger
+	client *mongo.Client
+	db     *mongo.Database
+	dbName string
+	log    *slog.Logger
+	counts *commandCounts
 
 	// ready holds the names of collections known to exist with their
-	// indexes (and OnCollection done) in this process.
+	// indexes in this process.
 	ready sync.Map // string -> struct{}
-	// ensureMu serialises first-touch collection setup in this process
-	// (concurrent createIndexes can crash FerretDB's connection handler).
+	// ensureMu serialises first-touch collection setup in this process.
 	ensureMu sync.Mutex
 
-	// tx holds the per-key locks that serialise read-check-write sequences
-	// in embedded mode (and transactions, see tx.go).
-	tx txState
-
-	// pushable, when set, overrides which leaf filters are pushed down
-	// (tests use it to check FerretDB's answers and the Go-side path).
-	pushable func(*store.Filter) bool
-
-	// mem is the in-memory search index of embedded mode (memindex.go);
-	// scanOnly turns it off (tests and benchmarks compare with the scan).
-	mem       memIndex
-	scanOnly  bool
-	lazyIndex bool
-	// wildcard: the database supports wildcard indexes (MongoDB 4.2+, not
-	// FerretDB), so resource collections get one on their search values.
-	wildcard bool
-	// leases are the Lock leases of embedded mode (lease.go).
-	leases leaseTable
-
-	// bg is cancelled by Close; background work (table loads) runs in it.
-	bg   context.Context
-	stop context.CancelFunc
+	// sessions: the deployment runs multi-document transactions (a
+	// replica set member or a mongos).
+	sessions bool
+	// ferret: the server is FerretDB (a test stand-in); it accepts a
+	// wildcard index key but builds a useless index for it.
+	ferret bool
 }
 
 var _ store.Store = (*Store)(nil)
@@ -93,8 +63,9 @@ var _ store.Store = (*Store)(nil)
 // locksColl holds Lock leases.
 const locksColl = "_locks"
 
-// Open connects, checks the database answers, and creates the indexes of
-// every existing collection (idempotently).
+// Open connects, checks the server is a replica set member or a mongos
+// (a standalone server is refused: transactions need a replica set), and
+// creates the indexes of every existing collection (idempotently).
 func Open(ctx context.Context, o Options) (*Store, error) {
 	const op = "mongostore.Open"
 	if o.URI == "" || o.Database == "" {
@@ -104,51 +75,48 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	co := options.Client().SetServerSelectionTimeout(10 * time.Second).ApplyURI(o.URI)
-	if !o.Embedded {
-		journal := true
-		co.SetWriteConcern(&writeconcern.WriteConcern{W: "majority", Journal: &journal})
-		// Local, not majority: a read on the primary then sees every
-		// acknowledged write at once (majority snapshots may lag it), which
-		// conditional create under Lock relies on.
-		co.SetReadConcern(readconcern.Local())
-		co.SetReadPreference(readpref.Primary())
-	}
+	counts := newCommandCounts()
+	co := options.Client().SetServerSelectionTimeout(10 * time.Second).ApplyURI(o.URI).SetMonitor(counts.monitor())
+	journal := true
+	co.SetWriteConcern(&writeconcern.WriteConcern{W: "majority", Journal: &journal})
+	// Local, not majority: a read on the primary then sees every
+	// acknowledged write at once (majority snapshots may lag it), which
+	// conditional create under Lock relies on.
+	co.SetReadConcern(readconcern.Local())
+	co.SetReadPreference(readpref.Primary())
 	client, err := mongo.Connect(co)
 	if err != nil {
 		return nil, translate(op, err)
 	}
-	s := &Store{
-		client:   client,
-		db:       client.Database(o.Database),
-		dbName:   o.Database,
-		embedded: o.Embedded,
-		onColl:   o.OnCollection,
-		log:      log,
-
-		lazyIndex: o.LazySearchIndex,
-		scanOnly:  o.ScanSearch,
-	}
-	s.bg, s.stop = context.WithCancel(context.WithoutCancel(ctx))
-	if err := s.open(ctx); err != nil {
-		s.stop()
+	s := &Store{client: client, db: client.Database(o.Database), dbName: o.Database, log: log, counts: counts}
+	if err := s.open(ctx, strings.Join(co.Hosts, ","), o.AllowStandalone); err != nil {
 		_ = client.Disconnect(context.WithoutCancel(ctx))
 		return nil, err
 	}
 	return s, nil
 }
 
-func (s *Store) open(ctx context.Context) error {
+func (s *Store) open(ctx context.Context, hosts string, allowStandalone bool) error {
 	const op = "mongostore.Open"
 	if err := s.Ping(ctx); err != nil {
 		return err
 	}
-	// FerretDB answers buildInfo with a "ferretdbVersion" field; it accepts
-	// a wildcard index key but builds a useless (and harmful) index for it.
+	var hello struct {
+		SetName string `bson:"setName"`
+		Msg     string `bson:"msg"`
+	}
+	if err := s.client.Database("admin").RunCommand(ctx, bson.D{{Key: "hello", Value: 1}}).Decode(&hello); err != nil {
+		return translate(op, err)
+	}
+	s.sessions = hello.SetName != "" || hello.Msg == "isdbgrid"
+	// FerretDB answers buildInfo with a "ferretdbVersion" field.
 	var info bson.Raw
 	if err := s.client.Database("admin").RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Decode(&info); err == nil {
-		_, ferret := info.Lookup("ferretdbVersion").StringValueOK()
-		s.wildcard = !ferret
+		_, s.ferret = info.Lookup("ferretdbVersion").StringValueOK()
+	}
+	if !s.sessions && !allowStandalone {
+		return outcome.New(outcome.Exception, "MongoDB at "+hosts+" is a standalone server: casefhir needs a replica set "+
+			"(a one-node replica set is fine) for transactions").WithOp(op)
 	}
 	names, err := s.db.ListCollectionNames(ctx, bson.D{})
 	if err != nil {
@@ -162,18 +130,12 @@ func (s *Store) open(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := s.recoverJournal(ctx); err != nil {
-		return err
-	}
-	if s.useTable() && !s.lazyIndex {
-		go s.preload(names)
-	}
-	s.log.InfoContext(ctx, "store opened", "database", s.dbName, "embedded", s.embedded, "collections", len(names))
+	s.log.InfoContext(ctx, "store opened", "database", s.dbName, "transactions", s.sessions, "collections", len(names))
 	return nil
 }
 
-// ensure makes collection name exist with its indexes and runs OnCollection,
-// once per process.
+// ensure makes collection name exist with its indexes, once per process
+// (createIndexes is idempotent, so other processes may do it too).
 func (s *Store) ensure(ctx context.Context, name string) error {
 	if _, ok := s.ready.Load(name); ok {
 		return nil
@@ -187,56 +149,25 @@ func (s *Store) ensure(ctx context.Context, name string) error {
 	if err := s.db.CreateCollection(ctx, name); err != nil && !hasCode(err, 48) { // 48: NamespaceExists
 		return translate(op, err)
 	}
-	if !s.embedded {
-		// FerretDB's SQLite backend serves no query from these (only the
-		// _id expression index helps), so they would only slow writes there.
-		var models []mongo.IndexModel
-		switch {
-		case name == locksColl:
-		case strings.HasSuffix(name, historySuffix):
-			models = append(models,
-				mongo.IndexModel{Keys: bson.D{{Key: fLU, Value: 1}, {Key: fVersion, Value: 1}}},
-				mongo.IndexModel{Keys: bson.D{{Key: fRID, Value: 1}, {Key: fVersion, Value: -1}}})
-		default:
-			// lu, v: _lastUpdated filters and sorts, and history's
-			// newest-first order (walked backwards).
-			models = append(models, mongo.IndexModel{Keys: bson.D{{Key: fLU, Value: 1}, {Key: fVersion, Value: 1}}})
-		}
-		if len(models) > 0 {
-			if _, err := s.db.Collection(name).Indexes().CreateMany(ctx, models); err != nil {
-				return translate(op, err)
-			}
-		}
-		if s.wildcard && isResourceCollection(name) {
-			// One wildcard index serves every search value path (x.<param>.<part>):
-			// equality on tokens and references, ranges on dates and numbers,
-			// anchored prefixes on strings, the patient compartment. A
-			// collection has at most 64 indexes; a type has up to ~80 paths.
-			wild := mongo.IndexModel{Keys: bson.D{{Key: fIndex + ".$**", Value: 1}}}
-			if _, err := s.db.Collection(name).Indexes().CreateOne(ctx, wild); err != nil {
-				s.log.WarnContext(ctx, "the database did not create the wildcard search index; searches of this type scan",
-					"collection", name, "error", translate(op, err).Error())
-			}
-		}
-	}
-	if s.onColl != nil {
-		if err := s.onColl(ctx, s.dbName, name); err != nil {
-			return outcome.Wrap(driverError{kind: "collection hook failed"}, outcome.Exception, op, "preparing a collection failed")
-		}
+	if err := s.createIndexes(ctx, name, s.indexModels(name)); err != nil {
+		return translate(op, err)
 	}
 	s.ready.Store(name, struct{}{})
 	return nil
 }
 
 // isResourceCollection reports whether name holds current resource
-// versions (not history, leases, journals or jobs).
+// versions (not history, leases or jobs).
 func isResourceCollection(name string) bool {
 	return name != "" && name[0] != '_' && !strings.HasSuffix(name, historySuffix)
 }
 
-// EnsureIndexes declares index paths of typ that search queries use: on
-// MongoDB it creates an ascending index on x.<path> for each (idempotent);
-// on the embedded store it only makes sure the collection exists.
+// EnsureIndexes declares index paths of typ that queries use: for each
+// path, an ascending index on x.<path>; for a sort path (package search's
+// "_sort.<param>.a" or "_sort.<param>.d"), the compound index that serves
+// that sort with its id tie-breaker, {x.<path>: 1, _id: 1} for ".a" and
+// {x.<path>: -1, _id: 1} for ".d" (see docs/mongodb-indexes.md). It is
+// idempotent.
 func (s *Store) EnsureIndexes(ctx context.Context, typ string, paths []string) error {
 	const op = "mongostore.EnsureIndexes"
 	if err := checkType(op, typ); err != nil {
@@ -245,21 +176,14 @@ func (s *Store) EnsureIndexes(ctx context.Context, typ string, paths []string) e
 	if err := s.ensure(ctx, typ); err != nil {
 		return err
 	}
-	if s.embedded || len(paths) == 0 {
-		return nil
-	}
 	models := make([]mongo.IndexModel, 0, len(paths))
 	for _, p := range paths {
 		if p == "" || p == store.PathID || p == store.PathLastUpdated || strings.Contains(p, "$") {
 			continue
 		}
-		models = append(models, mongo.IndexModel{Keys: bson.D{{Key: fIndex + "." + p, Value: 1}}})
+		models = append(models, pathIndex(p))
 	}
-	if len(models) == 0 {
-		return nil
-	}
-	_, err := s.db.Collection(typ).Indexes().CreateMany(ctx, models)
-	return translate(op, err)
+	return translate(op, s.createIndexes(ctx, typ, models))
 }
 
 // checkType rejects names that are not usable as a resource collection.
@@ -271,21 +195,13 @@ func checkType(op, typ string) error {
 	return nil
 }
 
-// keyLock locks key (embedded mode) and returns its unlock.
-func (s *Store) keyLock(key string) func() {
-	unlock, _ := s.tx.locks.lock(context.Background(), key)
-	return unlock
-}
-
 // Ping implements store.Store: it checks the database answers.
 func (s *Store) Ping(ctx context.Context) error {
 	return translate("mongostore.Ping", s.db.RunCommand(ctx, bson.D{{Key: "ping", Value: 1}}).Err())
 }
 
-// Close implements store.Store: it stops background work and disconnects
-// the client.
+// Close implements store.Store: it disconnects the client.
 func (s *Store) Close(ctx context.Context) error {
-	s.stop()
 	return translate("mongostore.Close", s.client.Disconnect(ctx))
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -18,47 +17,13 @@ import (
 
 var _ store.Transactional = (*Store)(nil)
 
-// txState is the store's transaction machinery: the per-key lock table and
-// whether the server runs multi-document transactions.
-type txState struct {
-	locks keyLocks
-
-	once     sync.Once
-	sessions bool // the deployment supports multi-document transactions
-}
-
-// sessionTransactions reports (once per store) whether the deployment runs
-// multi-document transactions: a replica set member or a mongos, asked with
-// the hello command. The embedded FerretDB never does.
-func (s *Store) sessionTransactions(ctx context.Context) bool {
-	if s.embedded {
-		return false
-	}
-	s.tx.once.Do(func() {
-		var hello struct {
-			SetName string `bson:"setName"`
-			Msg     string `bson:"msg"`
-		}
-		err := s.client.Database("admin").RunCommand(ctx, bson.D{{Key: "hello", Value: 1}}).Decode(&hello)
-		if err != nil {
-			s.log.WarnContext(ctx, "hello failed; transactions use the write-ahead journal", "error", err.Error())
-			return
-		}
-		s.tx.sessions = hello.SetName != "" || hello.Msg == "isdbgrid"
-	})
-	return s.tx.sessions
-}
-
 // Apply implements store.Transactional
-// (https://hl7.org/fhir/R4/http.html#transaction): all writes or none.
+// (https://hl7.org/fhir/R4/http.html#transaction): all writes or none, in
+// one MongoDB session transaction with version-guarded replaces (see
+// applySession). Readers see none of the writes until the commit.
 //
-// On a MongoDB replica set or sharded cluster it runs one multi-document
-// session transaction with version-guarded replaces. Elsewhere (the
-// embedded FerretDB, a standalone mongod) it uses the write-ahead journal in
-// _txlog (see tx_journal.go): the keys are locked in sorted order, versions
-// checked, every new version journaled, a commit marker written (the commit
-// point), the writes applied idempotently and the journal deleted; Open
-// rolls committed journals forward and discards the rest after a crash.
+// A store opened with Options.AllowStandalone on a server without
+// transactions (a test stand-in) fails with outcome.NotSupported.
 func (s *Store) Apply(ctx context.Context, writes []store.Write) error {
 	const op = "mongostore.Apply"
 	if len(writes) == 0 {
@@ -76,6 +41,11 @@ func (s *Store) Apply(ctx context.Context, writes []store.Write) error {
 		}
 		seen[k] = true
 	}
+	if !s.sessions {
+		return outcome.New(outcome.NotSupported, "transactions need a MongoDB replica set").WithOp(op)
+	}
+	// Collections and indexes cannot be created inside a transaction on
+	// every server version: make them exist first.
 	for _, w := range writes {
 		if err := s.ensure(ctx, w.Next.Type); err != nil {
 			return err
@@ -86,10 +56,7 @@ func (s *Store) Apply(ctx context.Context, writes []store.Write) error {
 			}
 		}
 	}
-	if s.sessionTransactions(ctx) {
-		return s.applySession(ctx, writes)
-	}
-	return s.applyJournal(ctx, writes)
+	return s.applySession(ctx, writes)
 }
 
 func checkWrite(op string, w store.Write) error {

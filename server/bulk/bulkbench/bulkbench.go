@@ -15,42 +15,35 @@ import (
 	"github.com/casefhir/casefhir/conformance"
 	"github.com/casefhir/casefhir/fhir/search"
 	"github.com/casefhir/casefhir/fhir/store"
-	"github.com/casefhir/casefhir/fhir/store/embedded"
 	"github.com/casefhir/casefhir/fhir/store/mongostore"
 	"github.com/casefhir/casefhir/server/bulk"
 	"github.com/casefhir/casefhir/server/interaction"
 )
 
-// Embedded is an embedded store opened on a data directory.
+// Embedded is a store opened for a benchmark or a test.
 type Embedded struct {
 	Store *mongostore.Store
-	emb   *embedded.Server
 }
 
-// OpenEmbedded starts the embedded store on dir and opens database on it
-// the way the server does.
+// OpenEmbedded opened the FerretDB-based embedded store on dir; that
+// store left the product, and the embedded store's replacement opens here
+// once it exists. Until then it fails; Open serves MongoDB-wire tests.
 func OpenEmbedded(ctx context.Context, dir, database string) (*Embedded, error) {
-	emb, err := embedded.Start(ctx, embedded.Options{DataDir: dir})
-	if err != nil {
-		return nil, err
-	}
-	st, err := mongostore.Open(ctx, mongostore.Options{URI: emb.URI(), Database: database, Embedded: true,
-		OnCollection: emb.EnsureIDIndex})
-	if err != nil {
-		_ = emb.Close()
-		return nil, err
-	}
-	return &Embedded{Store: st, emb: emb}, nil
+	return nil, fmt.Errorf("bulkbench: no embedded store in this build (data directory %s)", filepath.Base(dir))
 }
 
-// Close closes the store and stops the embedded server.
-func (e *Embedded) Close() error {
-	err := e.Store.Close(context.Background())
-	if e2 := e.emb.Close(); err == nil {
-		err = e2
+// Open opens database on a MongoDB-wire test stand-in at uri (FerretDB,
+// started by the caller).
+func Open(ctx context.Context, uri, database string) (*Embedded, error) {
+	st, err := mongostore.Open(ctx, mongostore.Options{URI: uri, Database: database, AllowStandalone: true})
+	if err != nil {
+		return nil, err
 	}
-	return err
+	return &Embedded{Store: st}, nil
 }
+
+// Close closes the store.
+func (e *Embedded) Close() error { return e.Store.Close(context.Background()) }
 
 // Registry returns the server's search registry (R4 and casefhir parameters).
 func Registry() (*search.Registry, error) {

@@ -1,4 +1,4 @@
-package embedded
+package ferrettest
 
 import (
 	"context"
@@ -34,15 +34,15 @@ func (s *Server) EnsureIDIndex(ctx context.Context, db, coll string) error {
 	var table string
 	err = sdb.QueryRowContext(ctx, `SELECT table_name FROM "`+collectionsTable+`" WHERE name = ?`, coll).Scan(&table)
 	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("embedded: collection %q does not exist in database %q", coll, db)
+		return fmt.Errorf("ferrettest: collection %q does not exist in database %q", coll, db)
 	}
 	if err != nil {
-		return fmt.Errorf("embedded: look up collection table: %w", err)
+		return fmt.Errorf("ferrettest: look up collection table: %w", err)
 	}
 	q := fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %s ON %s (%s)`,
 		quoteIdent(table+"_casefhir_id"), quoteIdent(table), idExpr)
 	if _, err := sdb.ExecContext(ctx, q); err != nil {
-		return fmt.Errorf("embedded: create _id expression index: %w", err)
+		return fmt.Errorf("ferrettest: create _id expression index: %w", err)
 	}
 	return nil
 }
@@ -50,7 +50,7 @@ func (s *Server) EnsureIDIndex(ctx context.Context, db, coll string) error {
 // sqlDB returns (opening once) a side connection pool to db's SQLite file.
 func (s *Server) sqlDB(db string) (*sql.DB, error) {
 	if db == "" || strings.ContainsAny(db, `/\`+"\x00") || db == "." || db == ".." {
-		return nil, fmt.Errorf("embedded: invalid database name")
+		return nil, fmt.Errorf("ferrettest: invalid database name")
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -59,7 +59,7 @@ func (s *Server) sqlDB(db string) (*sql.DB, error) {
 	}
 	file := filepath.Join(s.dir, db+".sqlite")
 	if _, err := os.Stat(file); err != nil {
-		return nil, fmt.Errorf("embedded: database %q has no file yet: %w", db, err)
+		return nil, fmt.Errorf("ferrettest: database %q has no file yet: %w", db, err)
 	}
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(10000)")
@@ -68,7 +68,7 @@ func (s *Server) sqlDB(db string) (*sql.DB, error) {
 	u := url.URL{Scheme: "file", Opaque: filepath.ToSlash(file), RawQuery: q.Encode()}
 	d, err := sql.Open("sqlite", u.String())
 	if err != nil {
-		return nil, fmt.Errorf("embedded: open SQLite file: %w", err)
+		return nil, fmt.Errorf("ferrettest: open SQLite file: %w", err)
 	}
 	d.SetMaxOpenConns(1)
 	s.dbs[db] = d
@@ -90,12 +90,12 @@ func (s *Server) IDLookupPlan(ctx context.Context, db, coll string) (string, err
 	}
 	var table string
 	if err := sdb.QueryRowContext(ctx, `SELECT table_name FROM "`+collectionsTable+`" WHERE name = ?`, coll).Scan(&table); err != nil {
-		return "", fmt.Errorf("embedded: look up collection table: %w", err)
+		return "", fmt.Errorf("ferrettest: look up collection table: %w", err)
 	}
 	rows, err := sdb.QueryContext(ctx, fmt.Sprintf(`EXPLAIN QUERY PLAN SELECT _ferretdb_sjson FROM %s WHERE %s = ?`,
 		quoteIdent(table), idExpr), `"x"`)
 	if err != nil {
-		return "", fmt.Errorf("embedded: explain: %w", err)
+		return "", fmt.Errorf("ferrettest: explain: %w", err)
 	}
 	defer rows.Close()
 	var b strings.Builder
@@ -103,10 +103,43 @@ func (s *Server) IDLookupPlan(ctx context.Context, db, coll string) (string, err
 		var id, parent, notused int
 		var detail string
 		if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
-			return "", fmt.Errorf("embedded: explain: %w", err)
+			return "", fmt.Errorf("ferrettest: explain: %w", err)
 		}
 		b.WriteString(detail)
 		b.WriteByte('\n')
 	}
 	return b.String(), rows.Err()
+}
+
+// EnsureIDIndexes runs EnsureIDIndex for every collection database db
+// has now (call it again after new collections appear). Benchmarks use
+// it so that reads by id on the stand-in are point lookups, as on MongoDB.
+func (s *Server) EnsureIDIndexes(ctx context.Context, db string) error {
+	sdb, err := s.sqlDB(db)
+	if err != nil {
+		return err
+	}
+	rows, err := sdb.QueryContext(ctx, `SELECT name FROM "`+collectionsTable+`"`)
+	if err != nil {
+		return fmt.Errorf("ferrettest: list collections: %w", err)
+	}
+	var names []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			rows.Close()
+			return fmt.Errorf("ferrettest: list collections: %w", err)
+		}
+		names = append(names, n)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("ferrettest: list collections: %w", err)
+	}
+	for _, n := range names {
+		if err := s.EnsureIDIndex(ctx, db, n); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -1,4 +1,4 @@
-package embedded
+package ferrettest
 
 import (
 	"context"
@@ -49,23 +49,6 @@ func TestStartRejectsEmptyDir(t *testing.T) {
 	}
 }
 
-func TestEnsureIDIndexErrors(t *testing.T) {
-	s, err := Start(context.Background(), Options{DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	ctx := context.Background()
-	if err := s.EnsureIDIndex(ctx, "nodb", "Patient"); err == nil {
-		t.Error("EnsureIDIndex on a database without a file succeeded")
-	}
-	for _, bad := range []string{"", "..", "a/b", `a\b`} {
-		if err := s.EnsureIDIndex(ctx, bad, "Patient"); err == nil {
-			t.Errorf("EnsureIDIndex(%q) succeeded", bad)
-		}
-	}
-}
-
 func TestSQLiteURLDurable(t *testing.T) {
 	u := sqliteURL("/tmp/x y")
 	if !strings.HasPrefix(u, "file:/tmp/x") || !strings.Contains(u, "synchronous%28full%29") {
@@ -86,5 +69,21 @@ func TestWarnLogger(t *testing.T) {
 	l.Error("Response header: length: 1")
 	if got := b.String(); strings.Contains(got, "chatty") || !strings.Contains(got, "careful") || strings.Contains(got, "Response") {
 		t.Errorf("log = %q", got)
+	}
+}
+func TestEnsureIDIndexErrors(t *testing.T) {
+	s, err := Start(context.Background(), Options{DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	if err := s.EnsureIDIndex(ctx, "nodb", "Patient"); err == nil {
+		t.Error("EnsureIDIndex on a database without a file succeeded")
+	}
+	for _, bad := range []string{"", "..", "a/b", `a\b`} {
+		if err := s.EnsureIDIndex(ctx, bad, "Patient"); err == nil {
+			t.Errorf("EnsureIDIndex(%q) succeeded", bad)
+		}
 	}
 }

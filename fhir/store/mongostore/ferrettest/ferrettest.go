@@ -1,4 +1,4 @@
-package embedded
+package ferrettest
 
 import (
 	"context"
@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
-	_ "modernc.org/sqlite" // database/sql driver "sqlite", the one FerretDB itself uses
 )
 
 // Options configure Start.
@@ -33,21 +32,21 @@ type Server struct {
 	done   chan struct{}
 
 	mu  sync.Mutex
-	dbs map[string]*sql.DB // side connections used for expression indexes
+	dbs map[string]*sql.DB // side connections used for expression indexes (index.go)
 }
 
 // Start starts FerretDB on a loopback TCP port with its files under
 // o.DataDir. Close stops it.
 func Start(ctx context.Context, o Options) (*Server, error) {
 	if o.DataDir == "" {
-		return nil, errors.New("embedded: empty data directory")
+		return nil, errors.New("ferrettest: empty data directory")
 	}
 	dir, err := filepath.Abs(o.DataDir)
 	if err != nil {
-		return nil, fmt.Errorf("embedded: data directory: %w", err)
+		return nil, fmt.Errorf("ferrettest: data directory: %w", err)
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("embedded: create data directory: %w", err)
+		return nil, fmt.Errorf("ferrettest: create data directory: %w", err)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -60,7 +59,7 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		SQLiteURL: sqliteURL(dir),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("embedded: start FerretDB: %w", err)
+		return nil, fmt.Errorf("ferrettest: start FerretDB: %w", err)
 	}
 
 	runCtx, cancel := context.WithCancel(context.Background())
@@ -105,7 +104,7 @@ func (s *Server) Close() error {
 	select {
 	case <-s.done:
 	case <-time.After(30 * time.Second):
-		errs = append(errs, errors.New("embedded: FerretDB did not stop within 30s"))
+		errs = append(errs, errors.New("ferrettest: FerretDB did not stop within 30s"))
 	}
 	return errors.Join(errs...)
 }
