@@ -22,7 +22,10 @@ var updateGolden = flag.Bool("update", false, "rewrite the golden files of the d
 // demoDir holds the demo cases: one folder per case with a base
 // transaction Bundle (00-base.json, loadable with casefhir load) and the
 // steps that take the case from referral to closure.
-const demoDir = "../mapping/testdata/demo"
+const demoDir = "../mapping/demo/cases"
+
+// goldenDir holds the expected $everything and $timeline of each case.
+const goldenDir = "../mapping/testdata/demo"
 
 // demoStep is one request of a demo case. In url and body, {{case}},
 // {{team}} and {{intake}} stand for the ids $open-case assigned.
@@ -120,7 +123,7 @@ func replayDemo(t *testing.T, dir string) {
 	slices.SortFunc(rest, func(a, b any) int {
 		return strings.Compare(a.(map[string]any)["fullUrl"].(string), b.(map[string]any)["fullUrl"].(string))
 	})
-	checkGolden(t, filepath.Join(demoDir, filepath.Base(dir)+".everything.golden.json"), evn)
+	checkGolden(t, filepath.Join(goldenDir, filepath.Base(dir)+".everything.golden.json"), evn)
 
 	tl := s.Do(t, "GET", "EpisodeOfCare/"+caseID+"/$timeline", nil)
 	wantStatus(t, tl, 200)
@@ -165,7 +168,7 @@ func replayDemo(t *testing.T, dir string) {
 	for _, o := range evs {
 		tln["entry"] = append(tln["entry"].([]any), o.e)
 	}
-	checkGolden(t, filepath.Join(demoDir, filepath.Base(dir)+".timeline.golden.json"), tln)
+	checkGolden(t, filepath.Join(goldenDir, filepath.Base(dir)+".timeline.golden.json"), tln)
 }
 
 // demoNormaliser blanks what changes from run to run: the server's base

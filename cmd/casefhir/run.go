@@ -23,9 +23,10 @@ const usage = `casefhir: FHIR R4 server for medical case management
 Usage:
   casefhir serve [flags]      run the server
   casefhir load [flags] PATH  upload FHIR JSON resources, Bundles or NDJSON files/folders to a server
+  casefhir demo [flags]       load the two demo cases into a server through the API, step by step
   casefhir version            print the version
 
-Run "casefhir serve -h" or "casefhir load -h" for the flags.
+Run "casefhir serve -h", "casefhir load -h" or "casefhir demo -h" for the flags.
 `
 
 // run is the whole program: it returns the exit code.
@@ -39,6 +40,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return serve(ctx, args[1:], getenv, stdout, stderr)
 	case "load":
 		return load(ctx, args[1:], getenv, stdout, stderr)
+	case "demo":
+		return runDemo(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "casefhir %s (FHIR %s)\n", version, fhir.Version)
 		return 0
