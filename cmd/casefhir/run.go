@@ -80,6 +80,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	exportRet := envFlag(fs, getenv, "export-retention", "CASEFHIR_EXPORT_RETENTION", "24h", "how long bulk export output is kept")
 	embSearch := envFlag(fs, getenv, "embedded-search", "CASEFHIR_EMBEDDED_SEARCH", "memory", "embedded store only: memory serves searches from an in-memory copy of the search values (fast, costs memory); scan reads the database each time")
 	auditMode := envFlag(fs, getenv, "audit", "CASEFHIR_AUDIT", "on", "on: every request that reads or changes data leaves an AuditEvent; off: no audit trail")
+	appMode := envFlag(fs, getenv, "app", "CASEFHIR_APP", "on", "on: serve the case manager's SMART app at /app/; off: no app")
+	appClientID := envFlag(fs, getenv, "app-client-id", "CASEFHIR_APP_CLIENT_ID", "casefhir-app", "the app's client id at the OpenID provider")
+	appClientSecret := envFlag(fs, getenv, "app-client-secret", "CASEFHIR_APP_CLIENT_SECRET", "", "the app's client secret (client_secret_basic); required with --auth=smart and --app=on")
 	logLevel := envFlag(fs, getenv, "log-level", "CASEFHIR_LOG_LEVEL", "info", "log level: debug, info, warn, error")
 	logFormat := envFlag(fs, getenv, "log-format", "CASEFHIR_LOG_FORMAT", "text", "log format: text or json")
 	if err := fs.Parse(args); err != nil {
@@ -118,6 +121,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Auth: *authMode, OIDCIssuer: *issuer, OIDCAudience: *audience,
 		MaxBodyBytes: mb, MaxBundleEntries: me, Version: version, Logger: log, AuditOff: *auditMode == "off", EmbeddedSearch: *embSearch,
 		ExportDir: *exportDir, ExportConcurrency: ec, ExportRetention: er,
+		App: *appMode, AppClientID: *appClientID, AppClientSecret: *appClientSecret,
 	}
 	cfg.Defaults()
 	if err := cfg.Validate(); err != nil {
