@@ -54,7 +54,7 @@ type Config struct {
 }
 
 // DefaultScopes are the clinical scopes the app asks for.
-const DefaultScopes = "user/EpisodeOfCare.cru user/CareTeam.cru user/Task.cru user/CarePlan.rs user/Goal.rs " +
+const DefaultScopes = "user/EpisodeOfCare.crus user/CareTeam.crus user/Task.crus user/CarePlan.rs user/Goal.rs " +
 	"user/RiskAssessment.rs user/Coverage.rs user/Encounter.rs user/Appointment.rs user/ClinicalImpression.rs " +
 	"user/Condition.rs user/ServiceRequest.rs user/Patient.rs user/Practitioner.rs user/Organization.rs"
 

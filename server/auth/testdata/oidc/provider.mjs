@@ -126,6 +126,12 @@ const configuration = {
     accountId: id,
     claims: async () => ({ sub: id, fhirUser: users.get(id).fhirUser }),
   } : undefined),
+  // Every authorization gets its own grant (through the auto-consent
+  // interaction), so that each launch keeps its own context.
+  loadExistingGrant: async (ctx) => {
+    const grantId = ctx.oidc.result?.consent?.grantId;
+    return grantId ? ctx.oidc.provider.Grant.find(grantId) : undefined;
+  },
   interactions: { url: async (_ctx, interaction) => `/interaction/${interaction.uid}` },
   features: {
     devInteractions: { enabled: false },
