@@ -239,15 +239,17 @@ func TestAppBrowser(t *testing.T) {
 	if cur := b.text(`.track li[aria-current="step"] .name`); cur != "Monitoring" {
 		t.Errorf("current phase on the track %q", cur)
 	}
-	history := b.text(".history")
-	var order []string
-	for _, p := range mapping.Phases() {
-		if i := strings.Index(history, mapping.PhaseDisplay(p)); i >= 0 {
-			order = append(order, p)
-		}
+	// The phase history, oldest first, with the re-planning loop.
+	items, err := chromedp.Run(b.ctx, chromedp.Evaluate[[]string](
+		`[...document.querySelectorAll("#timeline-title ~ .two ol.history")[0].querySelectorAll("li .phase")].map(e => e.textContent)`))
+	if err != nil {
+		t.Fatal(err)
 	}
-	if strings.Join(order, ",") != "screening,assessment,risk-assessment,planning,implementation,monitoring" {
-		t.Errorf("phase history shows %v:\n%s", order, history)
+	if got := strings.Join(items, ","); got != "Screening,Assessment,Risk assessment,Planning,Implementation,Monitoring,Planning,Monitoring" {
+		t.Errorf("phase history %s", got)
+	}
+	if tag := b.text(".history .replan"); !strings.Contains(tag, "re-plan") {
+		t.Errorf("re-planning loop tag %q", tag)
 	}
 	page := b.page()
 	for _, want := range []string{"Jonas Berg", "Anna Lind", "Physiotherapist", "Rehabilitation after traumatic brain injury",
@@ -267,7 +269,7 @@ func TestAppBrowser(t *testing.T) {
 	wantStatus(t, r, 200)
 	eoc := r.JSON()
 	ph := mapping.PhaseHistoryOf(eoc)
-	if mapping.Phase(eoc) != mapping.PhaseEvaluation || len(ph) != 7 || ph[6].Phase != mapping.PhaseEvaluation || ph[5].End == "" {
+	if mapping.Phase(eoc) != mapping.PhaseEvaluation || len(ph) != 9 || ph[8].Phase != mapping.PhaseEvaluation || ph[7].End == "" {
 		t.Errorf("over the API the case is in %s with history %+v", mapping.Phase(eoc), ph)
 	}
 
