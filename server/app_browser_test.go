@@ -298,6 +298,35 @@ func TestAppBrowser(t *testing.T) {
 		t.Errorf("the form without CSRF token moved the case to %s", got)
 	}
 
+	// Open a case from a referral, then complete its intake task.
+	b.do(chromedp.Navigate(e.root+"/app/"), chromedp.WaitVisible(chromedp.CSS(`input[name="referral"]`)),
+		chromedp.SetValue(chromedp.CSS(`input[name="referral"]`), "ServiceRequest/no-such-referral"),
+		chromedp.Click(chromedp.CSS(`form[action="open-case"] button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS(".problems")))
+	if p := b.text(".problems"); !strings.Contains(p, "The case was not opened") || strings.Contains(p, "{") {
+		t.Errorf("open-case with an unknown referral shows:\n%s", p)
+	}
+	b.do(chromedp.SetValue(chromedp.CSS(`input[name="referral"]`), "ServiceRequest/tbi-referral"),
+		chromedp.SetValue(chromedp.CSS(`form[action="open-case"] select[name="category"]`), "acute"),
+		chromedp.Click(chromedp.CSS(`form[action="open-case"] button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS(".flash")))
+	if f := b.text(".flash"); !strings.Contains(f, "opened in screening") {
+		t.Errorf("open-case flash %q", f)
+	}
+	loc, _ := chromedp.Run(b.ctx, chromedp.Location())
+	opened := strings.TrimPrefix(loc, e.root+"/app/case/")
+	if cur := b.text(`.track li[aria-current="step"] .name`); cur != "Screening" || opened == loc {
+		t.Errorf("opened case at %s in %q", loc, cur)
+	}
+	b.do(chromedp.Click(chromedp.CSS(`ul.tasks form button`)), chromedp.WaitVisible(chromedp.CSS(".flash")))
+	if f := b.text(".flash"); !strings.Contains(f, "task was marked completed") || !strings.Contains(b.page(), "No open tasks.") {
+		t.Errorf("complete task: flash %q", f)
+	}
+	tasks := e.do(t, "GET", "Task?episode-of-care=EpisodeOfCare/"+opened)
+	if ids := bundleIDs(tasks); len(ids) != 1 || !strings.Contains(string(tasks.Body), `"status":"completed"`) {
+		t.Errorf("the opened case's tasks over the API: %s", tasks.Body)
+	}
+
 	// A forged state is refused.
 	b.do(chromedp.Navigate(e.root+"/app/callback?code=forged-code&state=forged-state"), chromedp.WaitVisible(chromedp.CSS("h1")))
 	if h := b.text("h1"); h != "This sign-in is not valid" {
