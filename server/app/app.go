@@ -202,7 +202,7 @@ func (a *App) withSession(h func(http.ResponseWriter, *http.Request, *session)) 
 			case a.cfg.AuthOff:
 				s = a.newSession(w, &session{base: a.cfg.FHIRBase})
 			case r.Method == http.MethodGet:
-				a.startAuthorization(w, r, a.cfg.FHIRBase, "", r.URL.Path)
+				a.startAuthorization(w, r, a.cfg.FHIRBase, "")
 				return
 			default:
 				a.errorPage(w, r, http.StatusUnauthorized, "You are not signed in", "Open the app again (from your EHR or at its address) to sign in.")

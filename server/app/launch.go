@@ -40,13 +40,13 @@ func (a *App) handleLaunch(w http.ResponseWriter, r *http.Request) {
 		a.errorPage(w, r, http.StatusBadRequest, "This launch names another server", "The app only works with the FHIR server it belongs to. Launch it again from your EHR.")
 		return
 	}
-	a.startAuthorization(w, r, strings.TrimSuffix(iss, "/"), launch, "/")
+	a.startAuthorization(w, r, strings.TrimSuffix(iss, "/"), launch)
 }
 
 // startAuthorization discovers the authorization server of iss and
 // redirects the browser to its authorization endpoint (code flow with
 // PKCE S256 and state). launch is "" for a standalone launch.
-func (a *App) startAuthorization(w http.ResponseWriter, r *http.Request, iss, launch, _ string) {
+func (a *App) startAuthorization(w http.ResponseWriter, r *http.Request, iss, launch string) {
 	sc, err := a.discover(r.Context(), iss)
 	if err != nil {
 		a.log.Warn("app: SMART discovery failed", "error", err.Error())
