@@ -445,6 +445,20 @@ func TestAppLaunchProtocol(t *testing.T) {
 		}
 	}
 
+	// A standalone launch (no launch parameter): the default test user,
+	// no patient context, the worklist of what the scopes allow.
+	jar2, _ := cookiejar.New(nil)
+	resp, err = (&http.Client{Jar: jar2, Timeout: time.Minute}).Get(e.root + "/app/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(page), "Margaret Holm") || !strings.Contains(string(page), "Jonas Berg") ||
+		resp.Request.URL.String() != e.root+"/app/" {
+		t.Errorf("standalone launch: %s at %s", resp.Status, resp.Request.URL)
+	}
+
 	// A launch naming another server is refused without a redirect.
 	resp, err = client.Get(e.root + "/app/launch?" + url.Values{"iss": {"http://evil.example/fhir"}, "launch": {launchUser}}.Encode())
 	if err != nil {

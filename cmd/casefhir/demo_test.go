@@ -24,6 +24,11 @@ func TestDemo(t *testing.T) {
 	if len(m) != 2 {
 		t.Fatalf("stdout: %s", out.String())
 	}
+	// With auth off the app opens at once and shows the demo cases.
+	r := srv.Do(t, "GET", srv.Root+"/app/", nil)
+	if r.Status != 200 || !bytes.Contains(r.Body, []byte("Jonas Berg")) || !bytes.Contains(r.Body, []byte("Margaret Holm")) {
+		t.Errorf("GET /app/ with auth off: %d", r.Status)
+	}
 	want := map[string][2]string{"bicycle-tbi": {"active", "monitoring"}, "stroke-brokerage": {"finished", "closed"}}
 	for _, g := range m {
 		r := srv.Do(t, "GET", "EpisodeOfCare/"+g[2], nil)
