@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -31,20 +29,10 @@ Flags:
 `
 
 func runDemo(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	fset := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fset.SetOutput(stderr)
-	fset.Usage = func() {
-		fmt.Fprint(stderr, demoUsage)
-		fset.PrintDefaults()
-	}
-	base := envFlag(fset, getenv, "url", "CASEFHIR_URL", "http://127.0.0.1:8080/fhir", "FHIR base URL of the server")
-	token := envFlag(fset, getenv, "token", "CASEFHIR_TOKEN", "", "bearer access token sent with every request")
+	fset, base, token := clientFlags("demo", demoUsage, getenv, stderr)
 	complete := fset.Bool("complete", false, "replay every case to its closure")
-	if err := fset.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, ok := parseFlags(fset, args); !ok {
+		return code
 	}
 	if fset.NArg() > 0 {
 		fmt.Fprintf(stderr, "casefhir demo: unexpected argument %q\n", fset.Arg(0))

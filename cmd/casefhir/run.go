@@ -62,6 +62,32 @@ func envFlag(fs *flag.FlagSet, getenv func(string) string, name, env, def, help 
 	return fs.String(name, def, help+" (env "+env+")")
 }
 
+// parseFlags parses args; when it fails (or help was asked for) it returns
+// the exit code and false.
+func parseFlags(fs *flag.FlagSet, args []string) (int, bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0, false
+		}
+		return 2, false
+	}
+	return 0, true
+}
+
+// clientFlags declares the flags of a command that talks to a running
+// server through its API: --url and --token.
+func clientFlags(name, usage string, getenv func(string) string, stderr io.Writer) (fs *flag.FlagSet, base, token *string) {
+	fs = flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fs.PrintDefaults()
+	}
+	base = envFlag(fs, getenv, "url", "CASEFHIR_URL", "http://127.0.0.1:8080/fhir", "FHIR base URL of the server")
+	token = envFlag(fs, getenv, "token", "CASEFHIR_TOKEN", "", "bearer access token sent with every request")
+	return fs, base, token
+}
+
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -85,11 +111,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	appClientSecret := envFlag(fs, getenv, "app-client-secret", "CASEFHIR_APP_CLIENT_SECRET", "", "the app's client secret (client_secret_basic); required with --auth=smart and --app=on")
 	logLevel := envFlag(fs, getenv, "log-level", "CASEFHIR_LOG_LEVEL", "info", "log level: debug, info, warn, error")
 	logFormat := envFlag(fs, getenv, "log-format", "CASEFHIR_LOG_FORMAT", "text", "log format: text or json")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "casefhir serve: unexpected argument %q\n", fs.Arg(0))

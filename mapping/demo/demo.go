@@ -126,7 +126,7 @@ func Load(ctx context.Context, o Options) ([]Loaded, error) {
 	}
 	var out []Loaded
 	for i := range cases {
-		l, err := o.replay(ctx, &cases[i])
+		l, err := o.Replay(ctx, &cases[i])
 		if err != nil {
 			return out, err
 		}
@@ -135,7 +135,8 @@ func Load(ctx context.Context, o Options) ([]Loaded, error) {
 	return out, nil
 }
 
-func (o Options) replay(ctx context.Context, c *Case) (Loaded, error) {
+// Replay replays one demo case through the FHIR API of o.Base.
+func (o Options) Replay(ctx context.Context, c *Case) (Loaded, error) {
 	l := Loaded{Name: c.Name, IDs: map[string]string{}}
 	if o.Progress != nil {
 		o.Progress(c, nil)

@@ -125,12 +125,12 @@ func parseIssues(b []byte) []issue {
 
 // entries returns the resources of a Bundle, with their search mode.
 func entries(bundle map[string]any) (matches, included []map[string]any) {
-	for _, e := range objs(bundle, "entry") {
-		r := obj(e, "resource")
+	for _, e := range mapping.Objs(bundle, "entry") {
+		r := mapping.Obj(e, "resource")
 		if r == nil {
 			continue
 		}
-		if str(obj(e, "search"), "mode") == "include" {
+		if mapping.Str(mapping.Obj(e, "search"), "mode") == "include" {
 			included = append(included, r)
 		} else {
 			matches = append(matches, r)
@@ -141,9 +141,9 @@ func entries(bundle map[string]any) (matches, included []map[string]any) {
 
 // nextLink returns the Bundle's next link relative to base, or "".
 func nextLink(bundle map[string]any, base string) string {
-	for _, l := range objs(bundle, "link") {
-		if str(l, "relation") == "next" {
-			if u := str(l, "url"); strings.HasPrefix(u, base+"/") {
+	for _, l := range mapping.Objs(bundle, "link") {
+		if mapping.Str(l, "relation") == "next" {
+			if u := mapping.Str(l, "url"); strings.HasPrefix(u, base+"/") {
 				return strings.TrimPrefix(u, base+"/")
 			}
 		}
@@ -151,47 +151,21 @@ func nextLink(bundle map[string]any, base string) string {
 	return ""
 }
 
-// Generic JSON helpers over resources decoded by encoding/json.
-
-func str(m map[string]any, k string) string {
-	s, _ := m[k].(string)
-	return s
-}
-
-func obj(m map[string]any, k string) map[string]any {
-	o, _ := m[k].(map[string]any)
-	return o
-}
-
-func objs(m map[string]any, k string) []map[string]any {
-	arr, _ := m[k].([]any)
-	out := make([]map[string]any, 0, len(arr))
-	for _, v := range arr {
-		if o, ok := v.(map[string]any); ok {
-			out = append(out, o)
-		}
-	}
-	return out
-}
-
 // ref returns the reference string of a Reference.
-func ref(m map[string]any, k string) string { return str(obj(m, k), "reference") }
-
-// key is "Type/id" of a resource.
-func key(r map[string]any) string { return str(r, "resourceType") + "/" + str(r, "id") }
+func ref(m map[string]any, k string) string { return mapping.Str(mapping.Obj(m, k), "reference") }
 
 // conceptText is the readable text of a CodeableConcept.
 func conceptText(cc map[string]any) string {
-	if t := str(cc, "text"); t != "" {
+	if t := mapping.Str(cc, "text"); t != "" {
 		return t
 	}
-	for _, c := range objs(cc, "coding") {
-		if d := str(c, "display"); d != "" {
+	for _, c := range mapping.Objs(cc, "coding") {
+		if d := mapping.Str(c, "display"); d != "" {
 			return d
 		}
 	}
-	for _, c := range objs(cc, "coding") {
-		if c := str(c, "code"); c != "" {
+	for _, c := range mapping.Objs(cc, "coding") {
+		if c := mapping.Str(c, "code"); c != "" {
 			return c
 		}
 	}
@@ -200,9 +174,9 @@ func conceptText(cc map[string]any) string {
 
 // conceptCode returns the code of the first coding of system.
 func conceptCode(cc map[string]any, system string) string {
-	for _, c := range objs(cc, "coding") {
-		if str(c, "system") == system {
-			return str(c, "code")
+	for _, c := range mapping.Objs(cc, "coding") {
+		if mapping.Str(c, "system") == system {
+			return mapping.Str(c, "code")
 		}
 	}
 	return ""
@@ -210,18 +184,18 @@ func conceptCode(cc map[string]any, system string) string {
 
 // humanName is the display name of a Patient or Practitioner.
 func humanName(r map[string]any) string {
-	names := objs(r, "name")
+	names := mapping.Objs(r, "name")
 	if len(names) == 0 {
 		return ""
 	}
 	n := names[0]
 	for _, c := range names {
-		if str(c, "use") == "official" {
+		if mapping.Str(c, "use") == "official" {
 			n = c
 			break
 		}
 	}
-	if t := str(n, "text"); t != "" {
+	if t := mapping.Str(n, "text"); t != "" {
 		return t
 	}
 	var parts []string
@@ -231,7 +205,7 @@ func humanName(r map[string]any) string {
 			parts = append(parts, s)
 		}
 	}
-	if f := str(n, "family"); f != "" {
+	if f := mapping.Str(n, "family"); f != "" {
 		parts = append(parts, f)
 	}
 	return strings.Join(parts, " ")

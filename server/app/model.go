@@ -33,14 +33,14 @@ func namesOf(resources ...[]map[string]any) names {
 	for _, rs := range resources {
 		for _, r := range rs {
 			var name string
-			switch str(r, "resourceType") {
+			switch mapping.Str(r, "resourceType") {
 			case "Patient", "Practitioner", "RelatedPerson":
 				name = humanName(r)
 			case "Organization", "CareTeam", "Location":
-				name = str(r, "name")
+				name = mapping.Str(r, "name")
 			}
 			if name != "" {
-				n[key(r)] = name
+				n[mapping.Key(r)] = name
 			}
 		}
 	}
@@ -60,12 +60,12 @@ func worklistRows(cases, included []map[string]any) []caseRow {
 	nm := namesOf(included)
 	highest := map[string]string{} // case key -> highest risk code
 	for _, r := range included {
-		if str(r, "resourceType") != "RiskAssessment" {
+		if mapping.Str(r, "resourceType") != "RiskAssessment" {
 			continue
 		}
 		c := caseLink(r)
-		for _, p := range objs(r, "prediction") {
-			code := conceptCode(obj(p, "qualitativeRisk"), SystemRisk)
+		for _, p := range mapping.Objs(r, "prediction") {
+			code := conceptCode(mapping.Obj(p, "qualitativeRisk"), SystemRisk)
 			if riskRank(code) > riskRank(highest[c]) {
 				highest[c] = code
 			}
@@ -73,14 +73,14 @@ func worklistRows(cases, included []map[string]any) []caseRow {
 	}
 	rows := make([]caseRow, 0, len(cases))
 	for _, c := range cases {
-		if str(c, "resourceType") != "EpisodeOfCare" {
+		if mapping.Str(c, "resourceType") != "EpisodeOfCare" {
 			continue
 		}
 		phase := mapping.Phase(c)
-		row := caseRow{ID: str(c, "id"), Patient: nm.of(ref(c, "patient")), PhaseCode: phase,
-			Phase: mapping.PhaseDisplay(phase), Status: str(c, "status"),
+		row := caseRow{ID: mapping.Str(c, "id"), Patient: nm.of(ref(c, "patient")), PhaseCode: phase,
+			Phase: mapping.PhaseDisplay(phase), Status: mapping.Str(c, "status"),
 			Category: mapping.Category(c), CareManager: nm.of(ref(c, "careManager")),
-			RiskCode: highest[key(c)]}
+			RiskCode: highest[mapping.Key(c)]}
 		if ms := mapping.Models(c); len(ms) > 0 {
 			row.Model = ms[0]
 		}
@@ -88,7 +88,7 @@ func worklistRows(cases, included []map[string]any) []caseRow {
 			row.CareManager = "—"
 		}
 		row.Risk = row.RiskCode
-		lu := str(obj(c, "meta"), "lastUpdated")
+		lu := mapping.Str(mapping.Obj(c, "meta"), "lastUpdated")
 		row.ChangedISO, row.Changed = lu, formatDateTime(lu)
 		rows = append(rows, row)
 	}
@@ -97,13 +97,13 @@ func worklistRows(cases, included []map[string]any) []caseRow {
 
 // caseLink returns the case a resource is linked to ("EpisodeOfCare/id").
 func caseLink(r map[string]any) string {
-	for _, e := range objs(r, "extension") {
-		if str(e, "url") == mapping.ExtEpisodeOfCare {
+	for _, e := range mapping.Objs(r, "extension") {
+		if mapping.Str(e, "url") == mapping.ExtEpisodeOfCare {
 			return ref(e, "valueReference")
 		}
 	}
-	if eps := objs(r, "episodeOfCare"); len(eps) > 0 {
-		return str(eps[0], "reference")
+	if eps := mapping.Objs(r, "episodeOfCare"); len(eps) > 0 {
+		return mapping.Str(eps[0], "reference")
 	}
 	return ""
 }
@@ -174,15 +174,15 @@ func buildTimeline(eoc map[string]any) timeline {
 		}
 		tl.Track = append(tl.Track, st)
 	}
-	sh := objs(eoc, "statusHistory")
+	sh := mapping.Objs(eoc, "statusHistory")
 	for i, h := range sh {
-		p := obj(h, "period")
-		e := statusEntry{Status: str(h, "status"), Start: formatDateTime(str(p, "start")), End: formatEnd(str(p, "start"), str(p, "end")),
-			Current: i == len(sh)-1 && str(p, "end") == ""}
+		p := mapping.Obj(h, "period")
+		e := statusEntry{Status: mapping.Str(h, "status"), Start: formatDateTime(mapping.Str(p, "start")), End: formatEnd(mapping.Str(p, "start"), mapping.Str(p, "end")),
+			Current: i == len(sh)-1 && mapping.Str(p, "end") == ""}
 		e.Hold = e.Status == mapping.StatusOnhold
-		for _, x := range objs(h, "extension") {
-			if str(x, "url") == mapping.ExtStatusReason {
-				e.Reason = conceptText(obj(x, "valueCodeableConcept"))
+		for _, x := range mapping.Objs(h, "extension") {
+			if mapping.Str(x, "url") == mapping.ExtStatusReason {
+				e.Reason = conceptText(mapping.Obj(x, "valueCodeableConcept"))
 			}
 		}
 		tl.Status = append(tl.Status, e)
@@ -236,13 +236,13 @@ type caseView struct {
 func buildCase(eoc map[string]any, all []map[string]any, now time.Time) caseView {
 	byKey := map[string]map[string]any{}
 	for _, r := range all {
-		byKey[key(r)] = r
+		byKey[mapping.Key(r)] = r
 	}
 	nm := namesOf(all)
 	phase := mapping.Phase(eoc)
-	v := caseView{ID: str(eoc, "id"), Status: str(eoc, "status"), PhaseCode: phase, Phase: mapping.PhaseDisplay(phase),
+	v := caseView{ID: mapping.Str(eoc, "id"), Status: mapping.Str(eoc, "status"), PhaseCode: phase, Phase: mapping.PhaseDisplay(phase),
 		Category: mapping.Category(eoc), PatientRef: ref(eoc, "patient"),
-		Start: formatDate(str(obj(eoc, "period"), "start")), End: formatDate(str(obj(eoc, "period"), "end")),
+		Start: formatDate(mapping.Str(mapping.Obj(eoc, "period"), "start")), End: formatDate(mapping.Str(mapping.Obj(eoc, "period"), "end")),
 		CareManager: nm.of(ref(eoc, "careManager")), Organization: nm.of(ref(eoc, "managingOrganization")),
 		Timeline: buildTimeline(eoc)}
 	v.Closed = mapping.IsTerminal(v.Status)
@@ -253,7 +253,7 @@ func buildCase(eoc map[string]any, all []map[string]any, now time.Time) caseView
 		v.ClosureReason = conceptText(cr)
 	}
 	if p := byKey[v.PatientRef]; p != nil {
-		v.Patient, v.Gender, v.BirthDate = humanName(p), str(p, "gender"), str(p, "birthDate")
+		v.Patient, v.Gender, v.BirthDate = humanName(p), mapping.Str(p, "gender"), mapping.Str(p, "birthDate")
 		if bd, err := time.Parse("2006-01-02", v.BirthDate); err == nil {
 			age := now.Year() - bd.Year()
 			if now.YearDay() < bd.YearDay() {
@@ -264,16 +264,16 @@ func buildCase(eoc map[string]any, all []map[string]any, now time.Time) caseView
 	} else {
 		v.Patient = v.PatientRef
 	}
-	for _, rr := range objs(eoc, "referralRequest") {
-		if sr := byKey[str(rr, "reference")]; sr != nil {
-			v.Referral = conceptText(obj(sr, "code"))
+	for _, rr := range mapping.Objs(eoc, "referralRequest") {
+		if sr := byKey[mapping.Str(rr, "reference")]; sr != nil {
+			v.Referral = conceptText(mapping.Obj(sr, "code"))
 		}
 	}
-	for _, t := range objs(eoc, "team") {
-		if ct := byKey[str(t, "reference")]; ct != nil {
-			for _, p := range objs(ct, "participant") {
+	for _, t := range mapping.Objs(eoc, "team") {
+		if ct := byKey[mapping.Str(t, "reference")]; ct != nil {
+			for _, p := range mapping.Objs(ct, "participant") {
 				m := member{Name: nm.of(ref(p, "member"))}
-				for _, r := range objs(p, "role") {
+				for _, r := range mapping.Objs(p, "role") {
 					m.Role = conceptText(r)
 					break
 				}
@@ -281,59 +281,59 @@ func buildCase(eoc map[string]any, all []map[string]any, now time.Time) caseView
 			}
 		}
 	}
-	caseKey := key(eoc)
+	caseKey := mapping.Key(eoc)
 	for _, r := range all {
 		if caseLink(r) != caseKey {
 			continue
 		}
-		switch str(r, "resourceType") {
+		switch mapping.Str(r, "resourceType") {
 		case "CarePlan":
 			v.Plans = append(v.Plans, buildPlan(r, byKey))
 		case "RiskAssessment":
-			for _, p := range objs(r, "prediction") {
-				code := conceptCode(obj(p, "qualitativeRisk"), SystemRisk)
-				level := conceptText(obj(p, "qualitativeRisk"))
-				v.Risks = append(v.Risks, riskView{Domain: conceptText(obj(p, "outcome")), Level: level, LevelCode: code,
-					Mitigation: str(r, "mitigation"), Date: formatDate(str(r, "occurrenceDateTime"))})
+			for _, p := range mapping.Objs(r, "prediction") {
+				code := conceptCode(mapping.Obj(p, "qualitativeRisk"), SystemRisk)
+				level := conceptText(mapping.Obj(p, "qualitativeRisk"))
+				v.Risks = append(v.Risks, riskView{Domain: conceptText(mapping.Obj(p, "outcome")), Level: level, LevelCode: code,
+					Mitigation: mapping.Str(r, "mitigation"), Date: formatDate(mapping.Str(r, "occurrenceDateTime"))})
 			}
 		case "Coverage":
 			var payors []string
-			for _, p := range objs(r, "payor") {
-				payors = append(payors, nm.of(str(p, "reference")))
+			for _, p := range mapping.Objs(r, "payor") {
+				payors = append(payors, nm.of(mapping.Str(p, "reference")))
 			}
-			v.Coverage = append(v.Coverage, coverageView{Payor: strings.Join(payors, ", "), Type: conceptText(obj(r, "type")),
-				Period: period(obj(r, "period")), Status: str(r, "status"), Member: str(r, "subscriberId")})
+			v.Coverage = append(v.Coverage, coverageView{Payor: strings.Join(payors, ", "), Type: conceptText(mapping.Obj(r, "type")),
+				Period: period(mapping.Obj(r, "period")), Status: mapping.Str(r, "status"), Member: mapping.Str(r, "subscriberId")})
 		case "Task":
-			st := str(r, "status")
+			st := mapping.Str(r, "status")
 			if taskOpen(st) {
-				text := str(r, "description")
+				text := mapping.Str(r, "description")
 				if text == "" {
-					text = conceptText(obj(r, "code"))
+					text = conceptText(mapping.Obj(r, "code"))
 				}
-				v.OpenTasks = append(v.OpenTasks, taskView{ID: str(r, "id"), Text: text, Status: st,
-					Owner: nm.of(ref(r, "owner")), Due: period(obj(obj(r, "restriction"), "period"))})
+				v.OpenTasks = append(v.OpenTasks, taskView{ID: mapping.Str(r, "id"), Text: text, Status: st,
+					Owner: nm.of(ref(r, "owner")), Due: period(mapping.Obj(mapping.Obj(r, "restriction"), "period"))})
 			} else {
 				v.DoneTasks++
 			}
 		case "Encounter":
-			p := obj(r, "period")
+			p := mapping.Obj(r, "period")
 			text := ""
-			for _, t := range objs(r, "type") {
+			for _, t := range mapping.Objs(r, "type") {
 				text = conceptText(t)
 				break
 			}
-			v.Events = append(v.Events, eventView{When: formatDateTime(str(p, "start")), WhenISO: str(p, "start"),
-				Kind: "Encounter", Text: text, Status: str(r, "status")})
+			v.Events = append(v.Events, eventView{When: formatDateTime(mapping.Str(p, "start")), WhenISO: mapping.Str(p, "start"),
+				Kind: "Encounter", Text: text, Status: mapping.Str(r, "status")})
 		case "Appointment":
-			v.Events = append(v.Events, eventView{When: formatDateTime(str(r, "start")), WhenISO: str(r, "start"),
-				Kind: "Appointment", Text: str(r, "description"), Status: str(r, "status")})
+			v.Events = append(v.Events, eventView{When: formatDateTime(mapping.Str(r, "start")), WhenISO: mapping.Str(r, "start"),
+				Kind: "Appointment", Text: mapping.Str(r, "description"), Status: mapping.Str(r, "status")})
 		case "ClinicalImpression":
-			if conceptCode(obj(r, "code"), mapping.SystemDocument) == mapping.CodeOutcomeEvaluation {
-				v.Outcome = &outcomeView{Status: str(r, "status"), Date: formatDate(str(r, "date")),
-					Summary: str(r, "summary"), Assessor: nm.of(ref(r, "assessor"))}
+			if conceptCode(mapping.Obj(r, "code"), mapping.SystemDocument) == mapping.CodeOutcomeEvaluation {
+				v.Outcome = &outcomeView{Status: mapping.Str(r, "status"), Date: formatDate(mapping.Str(r, "date")),
+					Summary: mapping.Str(r, "summary"), Assessor: nm.of(ref(r, "assessor"))}
 			}
 		case "Condition":
-			v.Conditions = append(v.Conditions, conceptText(obj(r, "code")))
+			v.Conditions = append(v.Conditions, conceptText(mapping.Obj(r, "code")))
 		}
 	}
 	slices.SortFunc(v.Risks, func(a, b riskView) int { return cmp.Compare(riskRank(b.LevelCode), riskRank(a.LevelCode)) })
@@ -345,42 +345,42 @@ func buildCase(eoc map[string]any, all []map[string]any, now time.Time) caseView
 }
 
 func buildPlan(cp map[string]any, byKey map[string]map[string]any) planView {
-	pv := planView{Title: str(cp, "title"), Status: str(cp, "status"), Period: period(obj(cp, "period"))}
+	pv := planView{Title: mapping.Str(cp, "title"), Status: mapping.Str(cp, "status"), Period: period(mapping.Obj(cp, "period"))}
 	if pv.Title == "" {
 		pv.Title = "Care plan"
 	}
-	for _, g := range objs(cp, "goal") {
-		if goal := byKey[str(g, "reference")]; goal != nil {
-			gv := goalView{Text: conceptText(obj(goal, "description")), Status: str(goal, "lifecycleStatus")}
-			gv.Achievement = conceptText(obj(goal, "achievementStatus"))
+	for _, g := range mapping.Objs(cp, "goal") {
+		if goal := byKey[mapping.Str(g, "reference")]; goal != nil {
+			gv := goalView{Text: conceptText(mapping.Obj(goal, "description")), Status: mapping.Str(goal, "lifecycleStatus")}
+			gv.Achievement = conceptText(mapping.Obj(goal, "achievementStatus"))
 			pv.Goals = append(pv.Goals, gv)
 		}
 	}
-	for _, a := range objs(cp, "activity") {
+	for _, a := range mapping.Objs(cp, "activity") {
 		av := activityView{}
 		if r := ref(a, "reference"); r != "" {
 			av.Kind = strings.SplitN(r, "/", 2)[0]
 			if res := byKey[r]; res != nil {
 				switch av.Kind {
 				case "ServiceRequest":
-					av.Text, av.Status = conceptText(obj(res, "code")), str(res, "status")
+					av.Text, av.Status = conceptText(mapping.Obj(res, "code")), mapping.Str(res, "status")
 				case "Task":
-					av.Text, av.Status = str(res, "description"), str(res, "status")
+					av.Text, av.Status = mapping.Str(res, "description"), mapping.Str(res, "status")
 					if av.Text == "" {
-						av.Text = conceptText(obj(res, "code"))
+						av.Text = conceptText(mapping.Obj(res, "code"))
 					}
 				case "Appointment":
-					av.Text, av.Status = str(res, "description"), str(res, "status")
+					av.Text, av.Status = mapping.Str(res, "description"), mapping.Str(res, "status")
 				default:
 					av.Text = r
 				}
 			} else {
 				av.Text = r
 			}
-		} else if d := obj(a, "detail"); d != nil {
-			av.Kind, av.Text, av.Status = "Activity", str(d, "description"), str(d, "status")
+		} else if d := mapping.Obj(a, "detail"); d != nil {
+			av.Kind, av.Text, av.Status = "Activity", mapping.Str(d, "description"), mapping.Str(d, "status")
 			if av.Text == "" {
-				av.Text = conceptText(obj(d, "code"))
+				av.Text = conceptText(mapping.Obj(d, "code"))
 			}
 		}
 		pv.Activities = append(pv.Activities, av)
@@ -397,7 +397,7 @@ func taskOpen(status string) bool {
 }
 
 func period(p map[string]any) string {
-	s, e := formatDate(str(p, "start")), formatDate(str(p, "end"))
+	s, e := formatDate(mapping.Str(p, "start")), formatDate(mapping.Str(p, "end"))
 	switch {
 	case s == "" && e == "":
 		return ""

@@ -317,7 +317,7 @@ func (a *App) loadCase(r *http.Request, s *session, id string) (map[string]any, 
 		}
 		m, inc := entries(b)
 		for _, res := range append(m, inc...) {
-			if eoc == nil && key(res) == "EpisodeOfCare/"+id {
+			if eoc == nil && mapping.Key(res) == "EpisodeOfCare/"+id {
 				eoc = res
 			}
 			all = append(all, res)
@@ -464,7 +464,7 @@ func (a *App) handleCompleteTask(w http.ResponseWriter, r *http.Request, s *sess
 	}
 	var found map[string]any
 	for _, res := range all {
-		if key(res) == "Task/"+task && caseLink(res) == key(eoc) {
+		if mapping.Key(res) == "Task/"+task && caseLink(res) == mapping.Key(eoc) {
 			found = res
 		}
 	}

@@ -204,7 +204,7 @@ func startProvider(ctx context.Context, tmp string, opts ProviderOptions) (*Prov
 		p.clients[c.ID] = st
 	}
 	for _, u := range opts.Users {
-		conf.Users = append(conf.Users, userConf{ID: u.ID, FHIRUser: u.FHIRUser})
+		conf.Users = append(conf.Users, userConf(u))
 	}
 	confPath := filepath.Join(tmp, "oidc-provider.json")
 	b, err := json.Marshal(conf)
