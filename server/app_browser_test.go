@@ -149,6 +149,44 @@ func (b *browser) text(css string) string {
 	return s
 }
 
+// frameText waits until the document in the (same-site) iframe matching
+// frame shows an element matching css, and returns its text. The frame
+// navigates through the launch's redirects meanwhile, so its document is
+// looked up again on each try.
+func (b *browser) frameText(frame, css string) string {
+	b.t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		nodes, err := chromedp.Run(b.ctx, chromedp.Nodes(chromedp.CSS(frame)))
+		if err == nil && len(nodes) > 0 {
+			ctx, cancel := context.WithTimeout(b.ctx, 2*time.Second)
+			s, err := chromedp.Run(ctx, func(ctx context.Context, tg *chromedp.Target) (string, error) {
+				if _, err := chromedp.WaitVisible(chromedp.CSS(css), chromedp.FromNode(nodes[0]))(ctx, tg); err != nil {
+					return "", err
+				}
+				return chromedp.Text(chromedp.CSS(css), chromedp.FromNode(nodes[0]))(ctx, tg)
+			})
+			cancel()
+			if err == nil {
+				return s
+			}
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatalf("browser: %s never showed %s", frame, css)
+		}
+	}
+}
+
+// fits reports whether the page needs no horizontal scrolling.
+func (b *browser) fits() bool {
+	b.t.Helper()
+	ok, err := chromedp.Run(b.ctx, chromedp.Evaluate[bool](`document.documentElement.scrollWidth <= window.innerWidth`))
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return ok
+}
+
 // page returns the page's visible text.
 func (b *browser) page() string {
 	b.t.Helper()
@@ -175,11 +213,17 @@ func (b *browser) shot(dir, name string) {
 }
 
 // ehrPage serves a small simulated EHR: a patient chart with a link that
-// launches the app (SMART EHR launch) with a launch value.
+// launches the app (SMART EHR launch) with a launch value, or (/frame) the
+// app launched inside a 1,024-pixel-wide frame of the EHR.
 func ehrPage(t *testing.T, launchURL func(launch string) string) *httptest.Server {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		launch := r.URL.Query().Get("launch")
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		if r.URL.Path == "/frame" {
+			fmt.Fprintf(w, `<!doctype html><html lang="en"><head><title>EHR</title></head><body style="margin:0">
+<iframe id="app-frame" title="Case management" src="%s" width="1024" height="860" style="border:0"></iframe></body></html>`, launchURL(launch))
+			return
+		}
 		fmt.Fprintf(w, `<!doctype html><html lang="en"><head><title>EHR</title></head><body>
 <h1>Simulated EHR</h1><p>Chart of the patient in context.</p>
 <a id="launch-app" href="%s">Case management</a></body></html>`, launchURL(launch))
@@ -232,6 +276,9 @@ func TestAppBrowser(t *testing.T) {
 		t.Errorf("mine+monitoring worklist:\n%s", list)
 	}
 	b.do(chromedp.Navigate(e.root+"/app/"), chromedp.WaitVisible(chromedp.CSS("table.cases")))
+	if !b.fits() {
+		t.Error("the worklist does not fit 1,024 pixels")
+	}
 	b.shot(shots, "app-worklist.png")
 
 	// Open the bicycle case: its timeline shows the phases it went through.
@@ -257,6 +304,9 @@ func TestAppBrowser(t *testing.T) {
 		if !strings.Contains(page, want) {
 			t.Errorf("case page lacks %q", want)
 		}
+	}
+	if !b.fits() {
+		t.Error("the case page does not fit 1,024 pixels")
 	}
 	b.shot(shots, "app-case.png")
 
@@ -333,14 +383,14 @@ func TestAppBrowser(t *testing.T) {
 		t.Errorf("forged state: %q", h)
 	}
 
-	// A patient-context launch shows only that patient's cases.
-	b.do(chromedp.Navigate(ehr.URL+"/?launch="+launchPatient), chromedp.Click(chromedp.CSS("#launch-app")),
-		chromedp.WaitVisible(chromedp.CSS("table.cases")))
-	list = b.text("table.cases")
+	// A patient-context launch, inside the EHR's frame, shows only that
+	// patient's cases.
+	b.do(chromedp.Navigate(ehr.URL + "/frame?launch=" + launchPatient))
+	list = b.frameText("#app-frame", "table.cases")
 	if !strings.Contains(list, "Margaret Holm") || strings.Contains(list, "Jonas Berg") {
 		t.Errorf("patient-context worklist:\n%s", list)
 	}
-	if ctx := b.text("header .ctx"); !strings.Contains(ctx, "Margaret Holm") {
+	if ctx := b.frameText("#app-frame", "header .ctx"); !strings.Contains(ctx, "Margaret Holm") {
 		t.Errorf("patient context banner %q", ctx)
 	}
 	b.do(chromedp.Navigate(e.root+"/app/case/"+tbi), chromedp.WaitVisible(chromedp.CSS("h1")))
