@@ -138,6 +138,27 @@ func (b *browser) do(steps ...chromedp.Action[chromedp.Void]) {
 	}
 }
 
+// clickAndWait clicks the element matching click, which navigates, and
+// waits until the new document shows an element matching want.
+func (b *browser) clickAndWait(click, want string) {
+	b.t.Helper()
+	if _, err := chromedp.Run(b.ctx, chromedp.Evaluate[bool](`window.__casefhirStale = true`)); err != nil {
+		b.t.Fatal(err)
+	}
+	b.do(chromedp.Click(chromedp.CSS(click)))
+	cond := fmt.Sprintf(`!window.__casefhirStale && document.readyState === "complete" && !!document.querySelector(%q)`, want)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if ok, err := chromedp.Run(b.ctx, chromedp.Evaluate[bool](cond)); err == nil && ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatalf("browser: after clicking %s, %s never appeared\n%s", click, want, b.page())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // text returns the visible text of the first element matching css.
 func (b *browser) text(css string) string {
 	b.t.Helper()
@@ -253,8 +274,8 @@ func TestAppBrowser(t *testing.T) {
 	tbi, stroke := e.cases["bicycle-tbi"], e.cases["stroke-brokerage"]
 
 	// The EHR launches the app; the browser follows the real redirects.
-	b.do(chromedp.Navigate(ehr.URL+"/?launch="+launchUser), chromedp.Click(chromedp.CSS("#launch-app")),
-		chromedp.WaitVisible(chromedp.CSS("table.cases")))
+	b.do(chromedp.Navigate(ehr.URL + "/?launch=" + launchUser))
+	b.clickAndWait("#launch-app", "table.cases")
 	if loc, _ := chromedp.Run(b.ctx, chromedp.Location()); loc != e.root+"/app/" {
 		t.Errorf("after the launch the browser is at %s", loc)
 	}
@@ -282,7 +303,7 @@ func TestAppBrowser(t *testing.T) {
 	b.shot(shots, "app-worklist.png")
 
 	// Open the bicycle case: its timeline shows the phases it went through.
-	b.do(chromedp.Click(chromedp.CSS(`a[href="case/`+tbi+`"]`)), chromedp.WaitVisible(chromedp.CSS("#timeline-title")))
+	b.clickAndWait(`a[href="case/`+tbi+`"]`, "#timeline-title")
 	if cur := b.text(`.track li[aria-current="step"] .name`); cur != "Monitoring" {
 		t.Errorf("current phase on the track %q", cur)
 	}
@@ -311,7 +332,7 @@ func TestAppBrowser(t *testing.T) {
 	b.shot(shots, "app-case.png")
 
 	// Move it to the next phase (evaluation is preselected).
-	b.do(chromedp.Click(chromedp.CSS(`#transition button[type="submit"]`)), chromedp.WaitVisible(chromedp.CSS(".flash")))
+	b.clickAndWait(`#transition button[type="submit"]`, ".flash")
 	if f := b.text(".flash"); !strings.Contains(f, "moved to Evaluation") {
 		t.Errorf("flash %q", f)
 	}
@@ -326,9 +347,8 @@ func TestAppBrowser(t *testing.T) {
 	// A broken case rule reads as a message saying what to do.
 	b.do(chromedp.SetValue(chromedp.CSS(`#transition select[name="phase"]`), ""),
 		chromedp.SetValue(chromedp.CSS(`#transition select[name="status"]`), "finished"),
-		chromedp.SetValue(chromedp.CSS(`#transition select[name="reason"]`), "goals-met"),
-		chromedp.Click(chromedp.CSS(`#transition button[type="submit"]`)),
-		chromedp.WaitVisible(chromedp.CSS(".problems")))
+		chromedp.SetValue(chromedp.CSS(`#transition select[name="reason"]`), "goals-met"))
+	b.clickAndWait(`#transition button[type="submit"]`, ".problems")
 	problems := b.text(".problems")
 	if !strings.Contains(problems, "Guard to finished") || !strings.Contains(problems, "outcome-evaluation") ||
 		strings.Contains(b.page(), `"resourceType"`) || strings.Contains(b.page(), "{") {
@@ -350,16 +370,14 @@ func TestAppBrowser(t *testing.T) {
 
 	// Open a case from a referral, then complete its intake task.
 	b.do(chromedp.Navigate(e.root+"/app/"), chromedp.WaitVisible(chromedp.CSS(`input[name="referral"]`)),
-		chromedp.SetValue(chromedp.CSS(`input[name="referral"]`), "ServiceRequest/no-such-referral"),
-		chromedp.Click(chromedp.CSS(`form[action="open-case"] button[type="submit"]`)),
-		chromedp.WaitVisible(chromedp.CSS(".problems")))
+		chromedp.SetValue(chromedp.CSS(`input[name="referral"]`), "ServiceRequest/no-such-referral"))
+	b.clickAndWait(`form[action="open-case"] button[type="submit"]`, ".problems")
 	if p := b.text(".problems"); !strings.Contains(p, "The case was not opened") || strings.Contains(p, "{") {
 		t.Errorf("open-case with an unknown referral shows:\n%s", p)
 	}
 	b.do(chromedp.SetValue(chromedp.CSS(`input[name="referral"]`), "ServiceRequest/tbi-referral"),
-		chromedp.SetValue(chromedp.CSS(`form[action="open-case"] select[name="category"]`), "acute"),
-		chromedp.Click(chromedp.CSS(`form[action="open-case"] button[type="submit"]`)),
-		chromedp.WaitVisible(chromedp.CSS(".flash")))
+		chromedp.SetValue(chromedp.CSS(`form[action="open-case"] select[name="category"]`), "acute"))
+	b.clickAndWait(`form[action="open-case"] button[type="submit"]`, ".flash")
 	if f := b.text(".flash"); !strings.Contains(f, "opened in screening") {
 		t.Errorf("open-case flash %q", f)
 	}
@@ -368,7 +386,7 @@ func TestAppBrowser(t *testing.T) {
 	if cur := b.text(`.track li[aria-current="step"] .name`); cur != "Screening" || opened == loc {
 		t.Errorf("opened case at %s in %q", loc, cur)
 	}
-	b.do(chromedp.Click(chromedp.CSS(`ul.tasks form button`)), chromedp.WaitVisible(chromedp.CSS(".flash")))
+	b.clickAndWait(`ul.tasks form button`, ".flash")
 	if f := b.text(".flash"); !strings.Contains(f, "task was marked completed") || !strings.Contains(b.page(), "No open tasks.") {
 		t.Errorf("complete task: flash %q", f)
 	}
