@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -577,33 +578,42 @@ func TestAppFHIRClientLaunch(t *testing.T) {
 FHIR.oauth2.authorize({clientId: "fhirclient-app", scope: "launch openid fhirUser patient/EpisodeOfCare.rs patient/Patient.rs", redirectUri: "index.html"});
 </script>`)
 	})
+	var otherCase atomic.Pointer[string] // another patient's case, set once the demo is loaded
 	pages.HandleFunc("/index.html", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html")
-		fmt.Fprint(w, `<!doctype html><pre id="out"></pre><script src="fhir-client.js"></script><script>
+		other, _ := json.Marshal(*otherCase.Load())
+		fmt.Fprintf(w, `<!doctype html><pre id="out"></pre><script src="fhir-client.js"></script><script>
 const out = document.getElementById("out");
 FHIR.oauth2.ready()
   .then(c => c.request("EpisodeOfCare?patient=" + c.patient.id).then(b => ({patient: c.patient.id,
-     ids: (b.entry || []).map(e => e.resource.resourceType + "/" + e.resource.id)})))
+     ids: (b.entry || []).map(e => e.resource.resourceType + "/" + e.resource.id)}))
+    .then(r => c.request("EpisodeOfCare/" + %s).then(() => ({...r, otherStatus: 200}), e => ({...r, otherStatus: e.status || 0}))))
   .then(r => { out.textContent = JSON.stringify(r); out.className = "done"; })
   .catch(e => { out.textContent = JSON.stringify({error: String(e)}); out.className = "done"; });
-</script>`)
+</script>`, other)
 	})
 	ps := httptest.NewServer(pages)
 	t.Cleanup(ps.Close)
 	e := startAppEnv(t, authtest.Client{ID: "fhirclient-app", RedirectURIs: []string{ps.URL + "/index.html"}})
+	other := e.cases["bicycle-tbi"]
+	otherCase.Store(&other)
 
 	b.do(chromedp.Navigate(ps.URL+"/launch.html?"+url.Values{"iss": {e.s.URL}, "launch": {launchPatient}}.Encode()),
 		chromedp.WaitVisible(chromedp.CSS("#out.done")))
 	var got struct {
-		Patient string   `json:"patient"`
-		IDs     []string `json:"ids"`
-		Error   string   `json:"error"`
+		Patient     string   `json:"patient"`
+		IDs         []string `json:"ids"`
+		OtherStatus int      `json:"otherStatus"`
+		Error       string   `json:"error"`
 	}
 	raw := b.text("#out")
 	if err := json.Unmarshal([]byte(raw), &got); err != nil {
 		t.Fatalf("fhirclient page: %s", raw)
 	}
-	if got.Error != "" || got.Patient != "stroke-patient" || len(got.IDs) != 1 || got.IDs[0] != "EpisodeOfCare/"+e.cases["stroke-brokerage"] {
+	// The access token carries the patient: the other patient's case is
+	// outside its compartment (404).
+	if got.Error != "" || got.Patient != "stroke-patient" || len(got.IDs) != 1 || got.IDs[0] != "EpisodeOfCare/"+e.cases["stroke-brokerage"] ||
+		got.OtherStatus != http.StatusNotFound {
 		t.Errorf("fhirclient read %+v", got)
 	}
 }
