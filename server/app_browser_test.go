@@ -292,10 +292,24 @@ func TestAppBrowser(t *testing.T) {
 	if chart := b.text("ul.chart"); !strings.Contains(chart, "Monitoring\n1") && !strings.Contains(chart, "Monitoring 1") {
 		t.Errorf("phase chart:\n%s", chart)
 	}
-	// Filters: my cases in monitoring.
-	b.do(chromedp.Navigate(e.root+"/app/?mine=1&phase=monitoring"), chromedp.WaitVisible(chromedp.CSS("table.cases")))
+	// Filters: the chart's monitoring bar, then my cases with high risk.
+	b.clickAndWait(`ul.chart a[href*="phase=monitoring"]`, "table.cases")
 	if list := b.text("table.cases"); !strings.Contains(list, "Jonas Berg") || strings.Contains(list, "Margaret Holm") {
-		t.Errorf("mine+monitoring worklist:\n%s", list)
+		t.Errorf("monitoring worklist:\n%s", list)
+	}
+	b.do(chromedp.SetValue(chromedp.CSS(`select[name="phase"]`), ""), chromedp.SetValue(chromedp.CSS(`select[name="risk"]`), "high"),
+		chromedp.Click(chromedp.CSS(`input[name="mine"]`)))
+	b.clickAndWait(`form.filters button[type="submit"]`, "table.cases")
+	if list := b.text("table.cases"); !strings.Contains(list, "Jonas Berg") || strings.Contains(list, "Margaret Holm") {
+		t.Errorf("mine+high risk worklist:\n%s", list)
+	}
+	if loc, _ := chromedp.Run(b.ctx, chromedp.Location()); !strings.Contains(loc, "mine=1") || !strings.Contains(loc, "risk=high") {
+		t.Errorf("filtered at %s", loc)
+	}
+	b.do(chromedp.Navigate(e.root+"/app/?risk=certain"), chromedp.WaitVisible(chromedp.CSS("p.empty")))
+	b.do(chromedp.Navigate(e.root+"/app/?risk=moderate&category=long-term&status=finished"), chromedp.WaitVisible(chromedp.CSS("table.cases")))
+	if list := b.text("table.cases"); !strings.Contains(list, "Margaret Holm") || strings.Contains(list, "Jonas Berg") {
+		t.Errorf("long-term finished worklist:\n%s", list)
 	}
 	b.do(chromedp.Navigate(e.root+"/app/"), chromedp.WaitVisible(chromedp.CSS("table.cases")))
 	if !b.fits() {

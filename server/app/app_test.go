@@ -56,6 +56,20 @@ func fakeFHIR(t *testing.T, routes map[string]any) *httptest.Server {
 	return srv
 }
 
+// pagingHandler answers the worklist's first search (sorted, not a
+// count, not a snapshot page) with first.
+func pagingHandler(next http.Handler, first map[string]any) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		if strings.HasSuffix(r.URL.Path, "/EpisodeOfCare") && q.Get("_summary") == "" && q.Get("_snapshot") == "" {
+			w.Header().Set("Content-Type", "application/fhir+json")
+			_ = json.NewEncoder(w).Encode(first)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
 type outcomeReply struct {
 	status int
 	body   any
@@ -163,6 +177,10 @@ func TestWorklistAndCasePages(t *testing.T) {
 				"text":   "link a completed outcome evaluation to the case before finishing it"}}}}},
 		"EpisodeOfCare": bundle("include", eoc, patient, cm, risk),
 	})
+	// The first page links to the next one (the server's paging link).
+	first := bundle("include", eoc, patient, cm, risk)
+	first["link"] = []any{map[string]any{"relation": "next", "url": fhir.URL + "/fhir/EpisodeOfCare?_snapshot=s1&_count=20&_offset=20"}}
+	fhir.Config.Handler = pagingHandler(fhir.Config.Handler, first)
 	_, srv := newOffApp(t, fhir.URL+"/fhir")
 	jar := newJar(t)
 	c := &http.Client{Jar: jar}
@@ -170,6 +188,12 @@ func TestWorklistAndCasePages(t *testing.T) {
 	body, status := get(t, c, srv.URL+"/app/")
 	if status != 200 || !strings.Contains(body, "Ada Lovelace") || !strings.Contains(body, `risk-high`) || !strings.Contains(body, "Case Manager") {
 		t.Fatalf("worklist %d:\n%s", status, body)
+	}
+	next := strings.TrimPrefix(between(body, `<a rel="next" href="`, `"`), "?")
+	if v, err := url.ParseQuery(strings.ReplaceAll(next, "&amp;", "&")); err != nil || v.Get("page") != "EpisodeOfCare?_snapshot=s1&_count=20&_offset=20" {
+		t.Errorf("next page link %q", next)
+	} else if body, status := get(t, c, srv.URL+"/app/?"+strings.ReplaceAll(next, "&amp;", "&")); status != 200 || !strings.Contains(body, "Ada Lovelace") {
+		t.Errorf("next page: %d", status)
 	}
 	body, status = get(t, c, srv.URL+"/app/case/c1")
 	for _, want := range []string{"Ada Lovelace", "1 re-planning loop", "On hold because: Patient in hospital", "Falls", "Home visit", `aria-current="step"`} {
@@ -209,9 +233,11 @@ func TestWorklistAndCasePages(t *testing.T) {
 	if _, status := get(t, c, srv.URL+"/app/?phase=nonsense"); status != 400 {
 		t.Errorf("bad filter: %d", status)
 	}
-	// A page link of another server is refused.
-	if _, status := get(t, c, srv.URL+"/app/?page="+url.QueryEscape("http://evil.example/x")); status != 400 {
-		t.Errorf("foreign page link: %d", status)
+	// A page link that is not a paging link of the worklist is refused.
+	for _, p := range []string{"http://evil.example/x", "EpisodeOfCare?patient=Patient/other", "Patient?_snapshot=x", "EpisodeOfCare?_snapshot=x&_include=*"} {
+		if _, status := get(t, c, srv.URL+"/app/?page="+url.QueryEscape(p)); status != 400 {
+			t.Errorf("page link %s: %d", p, status)
+		}
 	}
 }
 

@@ -45,7 +45,7 @@ type worklistView struct {
 	Counts     []phaseCount
 	MaxCount   int
 	Total      int
-	Next       string // query of the next page
+	Next       template.URL // the next page (?query), built by url.Values.Encode
 	Phases     []option
 	Statuses   []option
 	Categories []option
@@ -58,7 +58,7 @@ type worklistView struct {
 type phaseCount struct {
 	Code, Display string
 	Count, Pct    int
-	Query         string
+	Query         template.URL // ?query of the phase's filter, built by url.Values.Encode
 }
 
 type option struct{ Code, Display string }
@@ -194,8 +194,9 @@ func (a *App) worklist(w http.ResponseWriter, r *http.Request, s *session, statu
 	search := a.caseSearch(s, f)
 	rel := "EpisodeOfCare?" + search.Encode()
 	if f.Page != "" {
-		// A next link of an earlier page: only a search of this server.
-		if !strings.HasPrefix(f.Page, "EpisodeOfCare?") && !strings.HasPrefix(f.Page, "?") || strings.Contains(f.Page, "://") {
+		// A next link of an earlier page: only the server's paging
+		// parameters of an EpisodeOfCare search, never a new search.
+		if !pageLink(f.Page) {
 			a.errorPage(w, r, http.StatusBadRequest, "Unknown page", "This worklist page link is not valid. Go back to the first page.")
 			return
 		}
@@ -207,6 +208,10 @@ func (a *App) worklist(w http.ResponseWriter, r *http.Request, s *session, statu
 		return
 	}
 	matches, included := entries(b)
+	if s.patient != "" {
+		// Only the patient of the launch, whatever the page holds.
+		matches = slices.DeleteFunc(matches, func(m map[string]any) bool { return ref(m, "patient") != patientRef(s.patient) })
+	}
 	v.Rows = worklistRows(matches, included)
 	if t, ok := b["total"].(float64); ok {
 		v.Total = int(t)
@@ -214,7 +219,7 @@ func (a *App) worklist(w http.ResponseWriter, r *http.Request, s *session, statu
 	if next := nextLink(b, s.base); next != "" {
 		nq := f.query()
 		nq.Set("page", next)
-		v.Next = nq.Encode()
+		v.Next = template.URL("?" + nq.Encode())
 	}
 	// Counts per phase, with the other filters.
 	for _, p := range mapping.Phases() {
@@ -231,7 +236,7 @@ func (a *App) worklist(w http.ResponseWriter, r *http.Request, s *session, statu
 			return
 		}
 		n, _ := cb["total"].(float64)
-		pc := phaseCount{Code: p, Display: mapping.PhaseDisplay(p), Count: int(n), Query: cf.query().Encode()}
+		pc := phaseCount{Code: p, Display: mapping.PhaseDisplay(p), Count: int(n), Query: template.URL("?" + cf.query().Encode())}
 		v.Counts = append(v.Counts, pc)
 		v.MaxCount = max(v.MaxCount, pc.Count)
 	}
@@ -260,6 +265,25 @@ func (a *App) worklist(w http.ResponseWriter, r *http.Request, s *session, statu
 		d.ErrTitle = "The case was not opened"
 	}
 	a.render(w, r, status, "worklist", d)
+}
+
+// pageLink reports whether p is a paging link of an EpisodeOfCare search
+// (EpisodeOfCare?_snapshot=...&_count=...&_offset=...).
+func pageLink(p string) bool {
+	q, ok := strings.CutPrefix(p, "EpisodeOfCare?")
+	if !ok {
+		return false
+	}
+	v, err := url.ParseQuery(q)
+	if err != nil || v.Get("_snapshot") == "" {
+		return false
+	}
+	for k := range v {
+		if k != "_snapshot" && k != "_count" && k != "_offset" {
+			return false
+		}
+	}
+	return true
 }
 
 func categories() []string {
