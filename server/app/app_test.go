@@ -171,6 +171,7 @@ func TestWorklistAndCasePages(t *testing.T) {
 	}
 	fhir := fakeFHIR(t, map[string]any{
 		"EpisodeOfCare/c1/$everything": bundle("match", eoc, patient, cm, risk),
+		"EpisodeOfCare/c1":             eoc,
 		"EpisodeOfCare/c1/$transition": outcomeReply{422, map[string]any{"resourceType": "OperationOutcome", "issue": []any{
 			map[string]any{"severity": "error", "code": "business-rule", "details": map[string]any{
 				"coding": []any{map[string]any{"system": mapping.SystemRule, "code": "G-FIN"}},

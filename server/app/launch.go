@@ -53,7 +53,13 @@ func (a *App) startAuthorization(w http.ResponseWriter, r *http.Request, iss, la
 		a.errorPage(w, r, http.StatusBadGateway, "The sign-in service is unavailable", "The app could not reach the server's sign-in service. Try again in a moment.")
 		return
 	}
-	p := &pending{state: randomString(24), browser: randomString(24), verifier: randomString(48),
+	// One browser id for all the sign-ins of a browser, so that launches in
+	// two tabs do not undo each other.
+	browser := randomString(24)
+	if c, err := r.Cookie(loginCookie); err == nil && len(c.Value) == len(browser) {
+		browser = c.Value
+	}
+	p := &pending{state: randomString(24), browser: browser, verifier: randomString(48),
 		iss: iss, launch: launch, tokenEndpoint: sc.TokenEndpoint, created: a.now()}
 	a.mu.Lock()
 	a.gcLocked()
@@ -158,7 +164,6 @@ func (a *App) handleCallback(w http.ResponseWriter, r *http.Request) {
 		a.errorPage(w, r, http.StatusBadRequest, "This sign-in is not valid", "The sign-in answer does not belong to a sign-in started in this browser, or it has expired. Launch the app again.")
 		return
 	}
-	a.setCookie(w, loginCookie, "", 0)
 	if e := q.Get("error"); e != "" {
 		a.log.Warn("app: authorization refused", "error", e)
 		a.errorPage(w, r, http.StatusForbidden, "Sign-in was refused", "The sign-in service did not grant access ("+e+"). Ask your administrator for access, then launch the app again.")

@@ -357,6 +357,22 @@ func (a *App) loadCase(r *http.Request, s *session, id string) (map[string]any, 
 	return eoc, all, nil
 }
 
+// checkCase reads the case alone and refuses one that is not a managed
+// case or lies outside the launch's patient context.
+func (a *App) checkCase(r *http.Request, s *session, id string) (map[string]any, error) {
+	if id == "" || strings.ContainsAny(id, "/?#%") {
+		return nil, &apiError{Status: http.StatusNotFound}
+	}
+	eoc, err := a.getJSON(r.Context(), s, "EpisodeOfCare/"+id)
+	if err != nil {
+		return nil, err
+	}
+	if !mapping.IsManaged(eoc) || s.patient != "" && ref(eoc, "patient") != patientRef(s.patient) {
+		return nil, &apiError{Status: http.StatusNotFound}
+	}
+	return eoc, nil
+}
+
 // handleCase shows the case page.
 func (a *App) handleCase(w http.ResponseWriter, r *http.Request, s *session) {
 	a.showCase(w, r, s, r.PathValue("id"), http.StatusOK, nil)
@@ -403,7 +419,7 @@ func actionsFor(eoc map[string]any) *actionsView {
 // handleTransition moves a case to another phase and/or status.
 func (a *App) handleTransition(w http.ResponseWriter, r *http.Request, s *session) {
 	id := r.PathValue("id")
-	if _, _, err := a.loadCase(r, s, id); err != nil {
+	if _, err := a.checkCase(r, s, id); err != nil {
 		a.apiErrorPage(w, r, err)
 		return
 	}
@@ -481,18 +497,20 @@ func (a *App) actionFailed(w http.ResponseWriter, r *http.Request, s *session, i
 // handleCompleteTask marks an open Task of the case completed.
 func (a *App) handleCompleteTask(w http.ResponseWriter, r *http.Request, s *session) {
 	id, task := r.PathValue("id"), r.PathValue("task")
-	eoc, all, err := a.loadCase(r, s, id)
+	eoc, err := a.checkCase(r, s, id)
 	if err != nil {
 		a.apiErrorPage(w, r, err)
 		return
 	}
-	var found map[string]any
-	for _, res := range all {
-		if mapping.Key(res) == "Task/"+task && caseLink(res) == mapping.Key(eoc) {
-			found = res
-		}
+	var tk map[string]any
+	if !strings.ContainsAny(task, "/?#%") {
+		tk, err = a.getJSON(r.Context(), s, "Task/"+task)
 	}
-	if found == nil {
+	if tk == nil || caseLink(tk) != mapping.Key(eoc) {
+		if err != nil && !isNotFound(err) {
+			a.apiErrorPage(w, r, err)
+			return
+		}
 		a.errorPage(w, r, http.StatusNotFound, "Task not found", "This task does not belong to the case.")
 		return
 	}
@@ -503,6 +521,11 @@ func (a *App) handleCompleteTask(w http.ResponseWriter, r *http.Request, s *sess
 	}
 	a.setFlash(s, "The task was marked completed.")
 	http.Redirect(w, r, a.cfg.AppBase+"/case/"+url.PathEscape(id), http.StatusSeeOther)
+}
+
+func isNotFound(err error) bool {
+	var ae *apiError
+	return errors.As(err, &ae) && (ae.Status == http.StatusNotFound || ae.Status == http.StatusGone)
 }
 
 // handleOpenCase opens a case from a referral ($open-case).

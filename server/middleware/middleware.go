@@ -189,7 +189,8 @@ func SafePath(p string) string {
 	for i, s := range segs {
 		switch {
 		case s == "fhir" || s == "_history" || s == "_search" || s == "metadata" || s == ".well-known" ||
-			s == "smart-configuration" || strings.HasPrefix(s, "$") || s == "healthz" || s == "readyz" || s == "metrics":
+			s == "smart-configuration" || strings.HasPrefix(s, "$") || s == "healthz" || s == "readyz" || s == "metrics" ||
+			appSegments[s]:
 		case len(s) > 0 && s[0] >= 'A' && s[0] <= 'Z' && isAlpha(s):
 		default:
 			segs[i] = ":id"
@@ -197,6 +198,10 @@ func SafePath(p string) string {
 	}
 	return "/" + strings.Join(segs, "/")
 }
+
+// appSegments are the fixed path segments of the case manager's app.
+var appSegments = map[string]bool{"app": true, "launch": true, "callback": true, "case": true, "task": true,
+	"transition": true, "complete": true, "open-case": true, "logout": true, "static": true}
 
 func isAlpha(s string) bool {
 	for _, r := range s {
