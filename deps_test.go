@@ -60,6 +60,8 @@ func TestDependencies(t *testing.T) {
 				"mapping never imports server or a store implementation")
 			check(me == "fhir/outcome", "fhir/outcome imports nothing of ours")
 			check(under(dep, "cmd"), "nothing imports cmd/...")
+			check(under(me, "server/app") && dep != "mapping",
+				"server/app is a client of the FHIR API over HTTP: of ours it imports only mapping (the case vocabulary)")
 			check(under(me, "server/interaction") && (dep == "server" || under(dep, "fhir/store/mongostore") || under(dep, "fhir/store/embedded")),
 				"server/interaction is transport- and backend-free")
 		}
