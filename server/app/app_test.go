@@ -273,6 +273,13 @@ func TestLaunchRefusals(t *testing.T) {
 	}
 }
 
+func TestClosureText(t *testing.T) {
+	cr := map[string]any{"coding": []any{map[string]any{"system": mapping.SystemClosureReason, "code": "goals-met"}}}
+	if got := closureText(cr); got != "Goals met" {
+		t.Errorf("closure reason %q", got)
+	}
+}
+
 func TestFHIRUserClaim(t *testing.T) {
 	payload := base64.RawURLEncoding.EncodeToString([]byte(`{"fhirUser":"Practitioner/7"}`))
 	if got := fhirUserClaim("h." + payload + ".s"); got != "Practitioner/7" {

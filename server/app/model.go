@@ -190,7 +190,7 @@ func buildTimeline(eoc map[string]any) timeline {
 	if cr := mapping.ClosureReason(eoc); cr != nil && len(tl.Status) > 0 {
 		last := &tl.Status[len(tl.Status)-1]
 		if last.Reason == "" {
-			last.Reason = conceptText(cr)
+			last.Reason = closureText(cr)
 		}
 	}
 	return tl
@@ -250,7 +250,7 @@ func buildCase(eoc map[string]any, all []map[string]any, now time.Time) caseView
 		v.Model = ms[0]
 	}
 	if cr := mapping.ClosureReason(eoc); cr != nil {
-		v.ClosureReason = conceptText(cr)
+		v.ClosureReason = closureText(cr)
 	}
 	if p := byKey[v.PatientRef]; p != nil {
 		v.Patient, v.Gender, v.BirthDate = humanName(p), mapping.Str(p, "gender"), mapping.Str(p, "birthDate")
@@ -342,6 +342,21 @@ func buildCase(eoc map[string]any, all []map[string]any, now time.Time) caseView
 		v.Events = v.Events[:10]
 	}
 	return v
+}
+
+// closureText is the readable closure reason: the text, else the display
+// of its case-closure-reason code.
+func closureText(cr map[string]any) string {
+	if t := mapping.Str(cr, "text"); t != "" {
+		return t
+	}
+	code := conceptCode(cr, mapping.SystemClosureReason)
+	for _, o := range closureReasons {
+		if o.Code == code {
+			return o.Display
+		}
+	}
+	return conceptText(cr)
 }
 
 func buildPlan(cp map[string]any, byKey map[string]map[string]any) planView {
