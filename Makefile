@@ -32,8 +32,10 @@ browser-deps:
 	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	}
 
-# Load the two demo cases into a running server (make run in another shell).
-demo: build
+# Load the two demo cases into a running server (make run in another shell,
+# which built bin/casefhir; the running binary is not rebuilt under it).
+demo:
+	@[ -x bin/casefhir ] || $(MAKE) build
 	./bin/casefhir demo --url $${CASEFHIR_URL:-http://127.0.0.1:8080/fhir}
 
 # Regenerate the app's screenshots in docs/ (a real browser, a real launch).
