@@ -537,6 +537,18 @@ func TestAppLaunchProtocol(t *testing.T) {
 		t.Errorf("standalone launch: %s at %s", resp.Status, resp.Request.URL)
 	}
 
+	// A launch value the EHR does not know: the provider denies it and the
+	// app says so.
+	resp, err = (&http.Client{Jar: jar2, Timeout: time.Minute}).Get(e.root + "/app/launch?" + url.Values{"iss": {e.s.URL}, "launch": {"forged-launch"}}.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(page), "Sign-in was refused") {
+		t.Errorf("unknown launch: %s\n%s", resp.Status, page)
+	}
+
 	// A launch naming another server is refused without a redirect.
 	resp, err = client.Get(e.root + "/app/launch?" + url.Values{"iss": {"http://evil.example/fhir"}, "launch": {launchUser}}.Encode())
 	if err != nil {

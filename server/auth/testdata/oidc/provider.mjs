@@ -207,12 +207,12 @@ server.listen(config.port ?? 0, '127.0.0.1', () => {
 async function interact(provider, req, res) {
   const details = await provider.interactionDetails(req, res);
   const { prompt, params } = details;
+  const lc = params.launch ? launches[params.launch] : undefined;
+  if (params.launch && !lc) {
+    await provider.interactionFinished(req, res, { error: 'access_denied', error_description: 'unknown launch' }, { mergeWithLastSubmission: false });
+    return;
+  }
   if (prompt.name === 'login') {
-    const lc = params.launch ? launches[params.launch] : undefined;
-    if (params.launch && !lc) {
-      await provider.interactionFinished(req, res, { error: 'access_denied', error_description: 'unknown launch' }, { mergeWithLastSubmission: false });
-      return;
-    }
     const accountId = lc?.user ?? defaultUser;
     await provider.interactionFinished(req, res, { login: { accountId } }, { mergeWithLastSubmission: false });
     return;
@@ -227,7 +227,6 @@ async function interact(provider, req, res) {
     grant.addResourceScope(indicator, scopes.join(' '));
   }
   const grantId = await grant.save();
-  const lc = params.launch ? launches[params.launch] : undefined;
   grantContext.set(grantId, lc ?? { user: details.session.accountId });
   await provider.interactionFinished(req, res, { consent: { grantId } }, { mergeWithLastSubmission: true });
 }
