@@ -6,7 +6,7 @@ PKGS      := ./...
 FUZZTIME  ?= 30s
 NPM_DIRS  := server/auth/testdata/oidc server/testdata/clients
 
-.PHONY: run build test test-go bench fuzz lint check clean node-deps
+.PHONY: run build test test-go bench fuzz lint check clean node-deps browser-deps demo screenshots
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/casefhir ./cmd/casefhir
@@ -23,7 +23,26 @@ node-deps:
 	  fi; \
 	done
 
-test: build node-deps
+# Debian's Chromium for the browser tests of the app (installed once per
+# machine; never a browser download). Needs root (or sudo) when missing.
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing chromium (apt)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	}
+
+# Load the two demo cases into a running server (make run in another shell,
+# which built bin/casefhir; the running binary is not rebuilt under it).
+demo:
+	@[ -x bin/casefhir ] || $(MAKE) build
+	./bin/casefhir demo --url $${CASEFHIR_URL:-http://127.0.0.1:8080/fhir}
+
+# Regenerate the app's screenshots in docs/ (a real browser, a real launch).
+screenshots: node-deps browser-deps
+	CASEFHIR_SCREENSHOTS=$(CURDIR)/docs $(GO) test ./server -run '^TestAppBrowser$$' -count=1
+
+test: build node-deps browser-deps
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 -timeout 30m $(PKGS)
 

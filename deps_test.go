@@ -63,6 +63,8 @@ func TestDependencies(t *testing.T) {
 			// go list's Imports leave out _test.go files: those may import it.
 			check(dep == "fhir/store/mongostore/ferrettest" && me != "cmd/benchfhir",
 				"fhir/store/mongostore/ferrettest (FerretDB) is imported only by tests and cmd/benchfhir")
+			check(under(me, "server/app") && dep != "mapping",
+				"server/app is a client of the FHIR API over HTTP: of ours it imports only mapping (the case vocabulary)")
 			check(under(me, "server/interaction") && (dep == "server" || under(dep, "fhir/store/mongostore")),
 				"server/interaction is transport- and backend-free")
 		}

@@ -259,3 +259,14 @@ func walkReferences(v any, fn func(ref string)) {
 }
 
 func join(ss []string) string { return strings.Join(ss, ", ") }
+
+// Str returns the string element key of a resource or element decoded by
+// encoding/json ("" when absent or not a string).
+func Str(m map[string]any, key string) string { return str(m, key) }
+
+// Obj returns the object element key (nil when absent or not an object).
+func Obj(m map[string]any, key string) map[string]any { return obj(m, key) }
+
+// Objs returns the objects of the array element key; a single object counts
+// as an array of one.
+func Objs(m map[string]any, key string) []map[string]any { return objs(m, key) }

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -14,92 +15,53 @@ import (
 	"time"
 
 	"github.com/casefhir/casefhir/mapping"
+	"github.com/casefhir/casefhir/mapping/demo"
 	"github.com/casefhir/casefhir/server/servertest"
 )
 
 var updateGolden = flag.Bool("update", false, "rewrite the golden files of the demo cases")
 
-// demoDir holds the demo cases: one folder per case with a base
-// transaction Bundle (00-base.json, loadable with casefhir load) and the
-// steps that take the case from referral to closure.
-const demoDir = "../mapping/testdata/demo"
-
-// demoStep is one request of a demo case. In url and body, {{case}},
-// {{team}} and {{intake}} stand for the ids $open-case assigned.
-type demoStep struct {
-	Description string `json:"description"`
-	Request     struct {
-		Method string `json:"method"`
-		URL    string `json:"url"`
-	} `json:"request"`
-	Body   json.RawMessage `json:"body"`
-	Status int             `json:"status"`
-}
+// goldenDir holds the expected $everything and $timeline of each demo
+// case (the cases themselves are in mapping/demo).
+const goldenDir = "../mapping/testdata/demo"
 
 func TestCaseDemo(t *testing.T) {
-	dirs, err := filepath.Glob(filepath.Join(demoDir, "*"))
+	cases, err := demo.Cases()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var n int
-	for _, d := range dirs {
-		if fi, err := os.Stat(d); err != nil || !fi.IsDir() {
-			continue
-		}
-		n++
-		t.Run(filepath.Base(d), func(t *testing.T) { replayDemo(t, d) })
+	if len(cases) != 2 {
+		t.Fatalf("%d demo cases, want 2", len(cases))
 	}
-	if n != 2 {
-		t.Fatalf("%d demo cases, want 2", n)
+	for i := range cases {
+		t.Run(cases[i].Name, func(t *testing.T) { replayDemo(t, &cases[i]) })
 	}
 }
 
-func replayDemo(t *testing.T, dir string) {
+// replayDemo replays a demo case to its closure through the HTTP API and
+// compares its $everything and $timeline with the golden files.
+func replayDemo(t *testing.T, c *demo.Case) {
 	s := servertest.Start(t, servertest.Options{})
-	files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
-	slices.Sort(files)
 	started := time.Now().UTC()
-	ids := map[string]string{} // placeholder -> id
-	var bounds []time.Time     // start of each step (0: base)
-	for i, file := range files {
-		raw, err := os.ReadFile(file)
-		if err != nil {
-			t.Fatal(err)
+	var files []string     // the step files, 00-base.json first
+	var bounds []time.Time // start of each step (0: base)
+	o := demo.Options{Base: s.URL, Client: s.Client, Complete: true, Progress: func(_ *demo.Case, st *demo.Step) {
+		name := "00-base"
+		if st != nil {
+			name = st.Name
 		}
+		files = append(files, name+".json")
 		// Stored instants have millisecond precision: let the previous
 		// step's last write fall into an earlier millisecond than this
 		// step's bound, so every write is attributed to its own step.
 		time.Sleep(2 * time.Millisecond)
 		bounds = append(bounds, time.Now().UTC().Truncate(time.Millisecond))
-		if i == 0 {
-			r := s.Do(t, "POST", "", raw)
-			wantStatus(t, r, 200)
-			continue
-		}
-		for k, v := range ids {
-			raw = bytes.ReplaceAll(raw, []byte(k), []byte(v))
-		}
-		var st demoStep
-		if err := json.Unmarshal(raw, &st); err != nil {
-			t.Fatalf("%s: %v", file, err)
-		}
-		var hdr []string
-		if st.Request.Method == "PATCH" {
-			hdr = []string{"Content-Type", "application/json-patch+json"}
-		}
-		r := s.Do(t, st.Request.Method, st.Request.URL, []byte(st.Body), hdr...)
-		if r.Status != st.Status {
-			t.Fatalf("%s (%s): status %d, want %d: %s", filepath.Base(file), st.Description, r.Status, st.Status, r.Body)
-		}
-		if strings.HasSuffix(st.Request.URL, "$open-case") {
-			for _, e := range caseList(r.JSON()["entry"]) {
-				loc := e.(map[string]any)["response"].(map[string]any)["location"].(string)
-				parts := strings.Split(strings.TrimPrefix(loc, s.URL+"/"), "/")
-				name := map[string]string{"EpisodeOfCare": "{{case}}", "CareTeam": "{{team}}", "Task": "{{intake}}"}[parts[0]]
-				ids[name] = parts[1]
-			}
-		}
+	}}
+	loaded, err := o.Replay(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
 	}
+	ids := loaded.IDs
 	caseID := ids["{{case}}"]
 	eoc := s.Do(t, "GET", "EpisodeOfCare/"+caseID, nil).JSON()
 	if eoc["status"] != "finished" || mapping.Phase(eoc) != mapping.PhaseClosed {
@@ -124,7 +86,7 @@ func replayDemo(t *testing.T, dir string) {
 	slices.SortFunc(rest, func(a, b any) int {
 		return strings.Compare(a.(map[string]any)["fullUrl"].(string), b.(map[string]any)["fullUrl"].(string))
 	})
-	checkGolden(t, filepath.Join(demoDir, filepath.Base(dir)+".everything.golden.json"), evn)
+	checkGolden(t, filepath.Join(goldenDir, c.Name+".everything.golden.json"), evn)
 
 	tl := s.Do(t, "GET", "EpisodeOfCare/"+caseID+"/$timeline", nil)
 	wantStatus(t, tl, 200)
@@ -154,7 +116,7 @@ func replayDemo(t *testing.T, dir string) {
 			}
 		}
 		ne := norm.value(e).(map[string]any)
-		ne["resource"].(map[string]any)["meta"].(map[string]any)["lastUpdated"] = filepath.Base(files[step])
+		ne["resource"].(map[string]any)["meta"].(map[string]any)["lastUpdated"] = files[step]
 		evs = append(evs, ordered{step, ne["fullUrl"].(string) + " " + res["meta"].(map[string]any)["versionId"].(string), ne})
 	}
 	// Writes of one step may share an instant: order within a step by key.
@@ -169,7 +131,7 @@ func replayDemo(t *testing.T, dir string) {
 	for _, o := range evs {
 		tln["entry"] = append(tln["entry"].([]any), o.e)
 	}
-	checkGolden(t, filepath.Join(demoDir, filepath.Base(dir)+".timeline.golden.json"), tln)
+	checkGolden(t, filepath.Join(goldenDir, c.Name+".timeline.golden.json"), tln)
 }
 
 // demoNormaliser blanks what changes from run to run: the server's base

@@ -18,6 +18,12 @@ const (
 	AuthOff   = "off"
 )
 
+// App modes.
+const (
+	AppOn  = "on"
+	AppOff = "off"
+)
+
 // Config is the server's configuration (see the product contract's flags).
 type Config struct {
 	Addr         string
@@ -60,6 +66,13 @@ type Config struct {
 	// in-memory reference store); the server closes it. MongoURI, DataDir
 	// and EmbeddedSearch are then not used to open one.
 	Store store.Store
+	// App serves the case manager's SMART app at /app/: "on" (default) or
+	// "off". AppClientID (default casefhir-app) and AppClientSecret are its
+	// credentials at the OpenID provider; the secret is required with
+	// --auth=smart.
+	App             string
+	AppClientID     string
+	AppClientSecret string
 
 	// Version is the software version reported in the CapabilityStatement.
 	Version string
@@ -88,6 +101,12 @@ func (c *Config) Defaults() {
 	}
 	if c.OIDCAudience == "" {
 		c.OIDCAudience = c.BaseURL
+	}
+	if c.App == "" {
+		c.App = AppOn
+	}
+	if c.AppClientID == "" {
+		c.AppClientID = "casefhir-app"
 	}
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = 16 << 20
@@ -151,6 +170,15 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("--auth %q: want smart or off", c.Auth)
 	}
+	switch c.App {
+	case AppOn:
+		if c.Auth == AuthSMART && c.AppClientSecret == "" {
+			return errors.New("--app-client-secret: required with --auth=smart and --app=on (or use --app=off)")
+		}
+	case AppOff:
+	default:
+		return fmt.Errorf("--app %q: want on or off", c.App)
+	}
 	if c.EmbeddedSearch != "" && c.EmbeddedSearch != "memory" && c.EmbeddedSearch != "scan" {
 		return fmt.Errorf("--embedded-search %q: want memory or scan", c.EmbeddedSearch)
 	}
@@ -158,6 +186,18 @@ func (c *Config) Validate() error {
 		return errors.New("--max-body: must be at least 1024 bytes")
 	}
 	return nil
+}
+
+// AppBase is the public URL of the app: the public base of the server
+// (the base URL without its /fhir path) + /app.
+func (c *Config) AppBase() string {
+	u, err := url.Parse(c.BaseURL)
+	if err != nil {
+		return "/app"
+	}
+	u.Path = strings.TrimSuffix(strings.TrimSuffix(u.Path, "/"), "/fhir")
+	u.RawPath = ""
+	return strings.TrimSuffix(u.String(), "/") + "/app"
 }
 
 func isLoopback(host string) bool {

@@ -59,10 +59,18 @@ func (s *Server) routes() *gin.Engine {
 		}
 		c.Data(http.StatusOK, "application/json", s.smartDocument())
 	}
-	e.GET("/.well-known/smart-configuration", smart)
+	e.GET("/.well-known/smart-configuration", middleware.CORS(), smart)
+	e.OPTIONS("/.well-known/smart-configuration", middleware.CORS())
 
 	s.bulkRoutes(e)
-	fhirGroup := e.Group("/fhir", middleware.BodyLimit(s.cfg.MaxBodyBytes, s.render), middleware.Negotiate(s.render))
+	if s.app != nil {
+		h := http.StripPrefix(strings.TrimSuffix(s.appPath, "/"), s.app)
+		e.Any(s.appPath+"*path", gin.WrapH(h))
+		e.GET(strings.TrimSuffix(s.appPath, "/"), func(c *gin.Context) {
+			c.Redirect(http.StatusMovedPermanently, s.appPath)
+		})
+	}
+	fhirGroup := e.Group("/fhir", middleware.CORS(), middleware.BodyLimit(s.cfg.MaxBodyBytes, s.render), middleware.Negotiate(s.render))
 	fhirGroup.Any("", s.serveFHIR)
 	fhirGroup.Any("/*path", func(c *gin.Context) {
 		// Gin cannot route /fhir/.well-known beside the catch-all.

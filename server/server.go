@@ -18,6 +18,7 @@ import (
 	"github.com/casefhir/casefhir/fhir/search"
 	"github.com/casefhir/casefhir/fhir/store"
 	"github.com/casefhir/casefhir/fhir/store/mongostore"
+	"github.com/casefhir/casefhir/server/app"
 	"github.com/casefhir/casefhir/server/auth"
 	"github.com/casefhir/casefhir/server/auth/audit"
 	"github.com/casefhir/casefhir/server/bulk"
@@ -42,6 +43,8 @@ type Server struct {
 	base     store.Store // the store behind the metrics wrapper
 	bulk     *bulk.Service
 	started  time.Time
+	app      http.Handler // the case manager's app, or nil
+	appPath  string       // where it is mounted, e.g. /app/
 	httpSrv  *http.Server
 	listener net.Listener
 }
@@ -89,6 +92,9 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		s.audit = rec
 		// Registered after the store: closed (drained) before it.
 		s.closers = append(s.closers, rec.Close)
+	}
+	if err := s.openApp(); err != nil {
+		return nil, err
 	}
 	s.engine = s.routes()
 	ok = true
@@ -288,4 +294,25 @@ func (s *Server) fhirRequest(c *gin.Context, path string) (*interaction.Request,
 	}
 	return &interaction.Request{Route: route, Method: c.Request.Method, Query: q, Header: hdr, Body: body,
 		BaseURL: s.cfg.BaseURL}, nil
+}
+
+// openApp builds the case manager's app (a client of the FHIR API over
+// HTTP, mounted under /app/).
+func (s *Server) openApp() error {
+	if s.cfg.App != AppOn {
+		return nil
+	}
+	base := s.cfg.AppBase()
+	a, err := app.New(app.Config{
+		FHIRBase: s.cfg.BaseURL, AppBase: base,
+		ClientID: s.cfg.AppClientID, ClientSecret: s.cfg.AppClientSecret,
+		AuthOff: s.cfg.Auth == AuthOff, Logger: s.log,
+	})
+	if err != nil {
+		return err
+	}
+	// Mounted at /app/ like /fhir, whatever the public URL (a proxy may
+	// add a path prefix); links and cookies use the public URL's path.
+	s.app, s.appPath = a, "/app/"
+	return nil
 }

@@ -47,6 +47,7 @@ func startSMART(t testing.TB, o smartOptions, clients ...authtest.Client) *smart
 	prov := authtest.StartProvider(t, authtest.ProviderOptions{Audience: base, Clients: clients})
 	s := servertest.Start(t, servertest.Options{Listener: ln, DataDir: o.DataDir, Config: server.Config{
 		Auth: server.AuthSMART, OIDCIssuer: prov.Issuer, OIDCAudience: base, BaseURL: base, AuditOff: o.AuditOff,
+		App: server.AppOff, // the FHIR API alone; the app has its own tests
 	}})
 	return &smartEnv{prov: prov, s: s}
 }
@@ -355,7 +356,7 @@ func TestSMARTInvalidTokens(t *testing.T) {
 	li := authtest.NewLocalIssuer(t)
 	ln, base := listenLoopback(t)
 	s := servertest.Start(t, servertest.Options{Listener: ln, Config: server.Config{
-		Auth: server.AuthSMART, OIDCIssuer: li.URL, OIDCAudience: base, BaseURL: base}})
+		Auth: server.AuthSMART, OIDCIssuer: li.URL, OIDCAudience: base, BaseURL: base, App: server.AppOff}})
 	valid := li.Mint(t, li.Claims(base))
 	wantStatus(t, doAs(t, s, valid, "GET", "Patient", nil), 200)
 

@@ -5,8 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -84,20 +82,10 @@ type loadItem struct {
 }
 
 func load(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	fset := flag.NewFlagSet("load", flag.ContinueOnError)
-	fset.SetOutput(stderr)
-	fset.Usage = func() {
-		fmt.Fprint(stderr, loadUsage)
-		fset.PrintDefaults()
-	}
-	base := envFlag(fset, getenv, "url", "CASEFHIR_URL", "http://127.0.0.1:8080/fhir", "FHIR base URL of the server")
-	token := envFlag(fset, getenv, "token", "CASEFHIR_TOKEN", "", "bearer access token sent with every request")
+	fset, base, token := clientFlags("load", loadUsage, getenv, stderr)
 	batch := envFlag(fset, getenv, "batch-size", "CASEFHIR_BATCH_SIZE", "100", "resources per transaction")
-	if err := fset.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, ok := parseFlags(fset, args); !ok {
+		return code
 	}
 	n, err := strconv.Atoi(*batch)
 	if err != nil || n < 1 {

@@ -23,9 +23,10 @@ const usage = `casefhir: FHIR R4 server for medical case management
 Usage:
   casefhir serve [flags]      run the server
   casefhir load [flags] PATH  upload FHIR JSON resources, Bundles or NDJSON files/folders to a server
+  casefhir demo [flags]       load the two demo cases into a server through the API, step by step
   casefhir version            print the version
 
-Run "casefhir serve -h" or "casefhir load -h" for the flags.
+Run "casefhir serve -h", "casefhir load -h" or "casefhir demo -h" for the flags.
 `
 
 // run is the whole program: it returns the exit code.
@@ -39,6 +40,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return serve(ctx, args[1:], getenv, stdout, stderr)
 	case "load":
 		return load(ctx, args[1:], getenv, stdout, stderr)
+	case "demo":
+		return runDemo(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "casefhir %s (FHIR %s)\n", version, fhir.Version)
 		return 0
@@ -59,6 +62,32 @@ func envFlag(fs *flag.FlagSet, getenv func(string) string, name, env, def, help 
 	return fs.String(name, def, help+" (env "+env+")")
 }
 
+// parseFlags parses args; when it fails (or help was asked for) it returns
+// the exit code and false.
+func parseFlags(fs *flag.FlagSet, args []string) (int, bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0, false
+		}
+		return 2, false
+	}
+	return 0, true
+}
+
+// clientFlags declares the flags of a command that talks to a running
+// server through its API: --url and --token.
+func clientFlags(name, usage string, getenv func(string) string, stderr io.Writer) (fs *flag.FlagSet, base, token *string) {
+	fs = flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fs.PrintDefaults()
+	}
+	base = envFlag(fs, getenv, "url", "CASEFHIR_URL", "http://127.0.0.1:8080/fhir", "FHIR base URL of the server")
+	token = envFlag(fs, getenv, "token", "CASEFHIR_TOKEN", "", "bearer access token sent with every request")
+	return fs, base, token
+}
+
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -77,13 +106,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	exportRet := envFlag(fs, getenv, "export-retention", "CASEFHIR_EXPORT_RETENTION", "24h", "how long bulk export output is kept")
 	embSearch := envFlag(fs, getenv, "embedded-search", "CASEFHIR_EMBEDDED_SEARCH", "memory", "embedded store only: memory serves searches from an in-memory copy of the search values (fast, costs memory); scan reads the database each time")
 	auditMode := envFlag(fs, getenv, "audit", "CASEFHIR_AUDIT", "on", "on: every request that reads or changes data leaves an AuditEvent; off: no audit trail")
+	appMode := envFlag(fs, getenv, "app", "CASEFHIR_APP", "on", "on: serve the case manager's SMART app at /app/; off: no app")
+	appClientID := envFlag(fs, getenv, "app-client-id", "CASEFHIR_APP_CLIENT_ID", "casefhir-app", "the app's client id at the OpenID provider")
+	appClientSecret := envFlag(fs, getenv, "app-client-secret", "CASEFHIR_APP_CLIENT_SECRET", "", "the app's client secret (client_secret_basic); required with --auth=smart and --app=on")
 	logLevel := envFlag(fs, getenv, "log-level", "CASEFHIR_LOG_LEVEL", "info", "log level: debug, info, warn, error")
 	logFormat := envFlag(fs, getenv, "log-format", "CASEFHIR_LOG_FORMAT", "text", "log format: text or json")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "casefhir serve: unexpected argument %q\n", fs.Arg(0))
@@ -115,6 +144,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Auth: *authMode, OIDCIssuer: *issuer, OIDCAudience: *audience,
 		MaxBodyBytes: mb, MaxBundleEntries: me, Version: version, Logger: log, AuditOff: *auditMode == "off", EmbeddedSearch: *embSearch,
 		ExportDir: *exportDir, ExportConcurrency: ec, ExportRetention: er,
+		App: *appMode, AppClientID: *appClientID, AppClientSecret: *appClientSecret,
 	}
 	cfg.Defaults()
 	if err := cfg.Validate(); err != nil {

@@ -38,7 +38,9 @@ func TestServeFailsFast(t *testing.T) {
 		{[]string{"serve", "--auth=off", "--mongodb-uri", "postgres://x"}, nil, "--mongodb-uri"},
 		{[]string{"serve"}, map[string]string{"CASEFHIR_AUTH": "off", "CASEFHIR_ADDR": "10.1.2.3:80"}, "loopback"},
 		{[]string{"serve", "--auth=off", "--addr", "127.0.0.1:0", "--mongodb-uri", "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=500"}, nil, "database unreachable"},
-		{[]string{"serve", "--oidc-issuer", "http://127.0.0.1:1/nowhere", "--addr", "127.0.0.1:0"}, nil, "oidc issuer"},
+		{[]string{"serve", "--oidc-issuer", "http://127.0.0.1:1/nowhere", "--addr", "127.0.0.1:0", "--app-client-secret", "s"}, nil, "oidc issuer"},
+		{[]string{"serve", "--oidc-issuer", "http://127.0.0.1:1/nowhere", "--addr", "127.0.0.1:0"}, nil, "--app-client-secret: required"},
+		{[]string{"serve", "--auth=off", "--app=maybe"}, nil, "--app"},
 	}
 	for _, c := range cases {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {

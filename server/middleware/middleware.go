@@ -189,7 +189,8 @@ func SafePath(p string) string {
 	for i, s := range segs {
 		switch {
 		case s == "fhir" || s == "_history" || s == "_search" || s == "metadata" || s == ".well-known" ||
-			s == "smart-configuration" || strings.HasPrefix(s, "$") || s == "healthz" || s == "readyz" || s == "metrics":
+			s == "smart-configuration" || strings.HasPrefix(s, "$") || s == "healthz" || s == "readyz" || s == "metrics" ||
+			appSegments[s]:
 		case len(s) > 0 && s[0] >= 'A' && s[0] <= 'Z' && isAlpha(s):
 		default:
 			segs[i] = ":id"
@@ -198,6 +199,10 @@ func SafePath(p string) string {
 	return "/" + strings.Join(segs, "/")
 }
 
+// appSegments are the fixed path segments of the case manager's app.
+var appSegments = map[string]bool{"app": true, "launch": true, "callback": true, "case": true, "task": true,
+	"transition": true, "complete": true, "open-case": true, "logout": true, "static": true}
+
 func isAlpha(s string) bool {
 	for _, r := range s {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
@@ -205,4 +210,29 @@ func isAlpha(s string) bool {
 		}
 	}
 	return true
+}
+
+// CORS lets browser-based SMART apps of other origins call the FHIR API
+// and read the discovery documents (https://fetch.spec.whatwg.org/#http-cors-protocol).
+// Access is by bearer token, never by cookie, so any origin may call; no
+// credentials are allowed. A preflight (OPTIONS with
+// Access-Control-Request-Method) is answered 204 here.
+func CORS() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if c.GetHeader("Origin") == "" {
+			c.Next()
+			return
+		}
+		h := c.Writer.Header()
+		h.Set("Access-Control-Allow-Origin", "*")
+		h.Set("Access-Control-Expose-Headers", "Location, Content-Location, ETag, Last-Modified, X-Request-Id, X-Progress, Retry-After")
+		if c.Request.Method == http.MethodOptions && c.GetHeader("Access-Control-Request-Method") != "" {
+			h.Set("Access-Control-Allow-Methods", "GET, HEAD, POST, PUT, PATCH, DELETE")
+			h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Accept, Prefer, If-Match, If-None-Match, If-None-Exist, If-Modified-Since, X-Request-Id")
+			h.Set("Access-Control-Max-Age", "600")
+			c.AbortWithStatus(http.StatusNoContent)
+			return
+		}
+		c.Next()
+	}
 }

@@ -40,18 +40,45 @@ type ProviderOptions struct {
 	// Dir is the harness directory (default: server/auth/testdata/oidc of
 	// this module).
 	Dir string
+	// Users are the test users of the authorization-code flow; the first
+	// logs in when a launch names none (standalone launch). Logins and
+	// consents happen without a human.
+	Users []User
+	// Launches are the EHR's launch contexts by launch value.
+	Launches map[string]Launch
 }
 
-// Client is a client registered with the Provider. It may use the
-// client_credentials grant only.
+// User is a test user of the authorization-code flow.
+type User struct {
+	// ID is the account id (the id token's sub).
+	ID string
+	// FHIRUser is the fhirUser claim, e.g. "Practitioner/9".
+	FHIRUser string
+}
+
+// Launch is an EHR launch context: who launched and, optionally, the
+// patient in context. The provider resolves the launch parameter to it and
+// puts patient and fhirUser into the token response and the access token.
+type Launch struct {
+	User    string `json:"user,omitempty"`
+	Patient string `json:"patient,omitempty"`
+}
+
+// Client is a client registered with the Provider: a back-end service
+// (client_credentials), or a SMART app (authorization_code with PKCE) when
+// RedirectURIs is set.
 type Client struct {
 	// ID is the client_id.
 	ID string
 	// Secret, when set, makes the client authenticate with
-	// client_secret_post. Otherwise it uses private_key_jwt with an RSA
-	// key generated for it (assertions signed RS384, as SMART Backend
-	// Services recommends).
+	// client_secret_post (client_secret_basic for a SMART app). Otherwise
+	// a back-end service uses private_key_jwt with an RSA key generated
+	// for it (assertions signed RS384, as SMART Backend Services
+	// recommends) and a SMART app is a public client.
 	Secret string
+	// RedirectURIs make the client a SMART app using the authorization
+	// code flow (PKCE S256 required).
+	RedirectURIs []string
 	// Scope, when set, is the space-separated list of scopes the client may
 	// get; otherwise any SMART-shaped scope it asks for is granted.
 	Scope string
@@ -122,14 +149,23 @@ func startProvider(ctx context.Context, tmp string, opts ProviderOptions) (*Prov
 		Scope        string          `json:"scope,omitempty"`
 		Claims       map[string]any  `json:"claims,omitempty"`
 		AssertionAlg string          `json:"token_endpoint_auth_signing_alg,omitempty"`
+		GrantTypes   []string        `json:"grant_types,omitempty"`
+		RedirectURIs []string        `json:"redirect_uris,omitempty"`
+	}
+	type userConf struct {
+		ID       string `json:"id"`
+		FHIRUser string `json:"fhirUser,omitempty"`
 	}
 	conf := struct {
-		Port      int          `json:"port"`
-		Resources []string     `json:"resources"`
-		Alg       string       `json:"accessTokenAlg,omitempty"`
-		TTL       int          `json:"accessTokenTTL"`
-		Clients   []clientConf `json:"clients"`
+		Port      int               `json:"port"`
+		Resources []string          `json:"resources"`
+		Alg       string            `json:"accessTokenAlg,omitempty"`
+		TTL       int               `json:"accessTokenTTL"`
+		Clients   []clientConf      `json:"clients"`
+		Users     []userConf        `json:"users,omitempty"`
+		Launches  map[string]Launch `json:"launches,omitempty"`
 	}{
+		Launches:  opts.Launches,
 		Resources: append([]string{opts.Audience}, opts.OtherAudiences...),
 		Alg:       opts.AccessTokenAlg,
 		TTL:       int(ttl / time.Second),
@@ -144,7 +180,12 @@ func startProvider(ctx context.Context, tmp string, opts ProviderOptions) (*Prov
 		}
 		cc := clientConf{ClientID: c.ID, Scope: c.Scope, Claims: c.Claims}
 		st := clientState{Client: c}
-		if c.Secret != "" {
+		if len(c.RedirectURIs) > 0 {
+			cc.GrantTypes, cc.RedirectURIs, cc.Method = []string{"authorization_code"}, c.RedirectURIs, "none"
+			if c.Secret != "" {
+				cc.Method, cc.Secret = "client_secret_basic", c.Secret
+			}
+		} else if c.Secret != "" {
 			cc.Method, cc.Secret = "client_secret_post", c.Secret
 		} else {
 			key, err := NewRSAKey(c.ID + "-key")
@@ -161,6 +202,9 @@ func startProvider(ctx context.Context, tmp string, opts ProviderOptions) (*Prov
 		}
 		conf.Clients = append(conf.Clients, cc)
 		p.clients[c.ID] = st
+	}
+	for _, u := range opts.Users {
+		conf.Users = append(conf.Users, userConf(u))
 	}
 	confPath := filepath.Join(tmp, "oidc-provider.json")
 	b, err := json.Marshal(conf)

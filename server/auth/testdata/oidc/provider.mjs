@@ -15,9 +15,24 @@
 //       "jwks": {"keys": [...]},              // public keys (private_key_jwt)
 //       "client_secret": "...",               // client_secret_post
 //       "scope": "system/*.rs ...",           // optional allow list; empty: any SMART scope
-//       "claims": {"patient": "123", "fhirUser": "Practitioner/9"}  // extra access-token claims
-//     }]
+//       "claims": {"patient": "123", "fhirUser": "Practitioner/9"}, // extra access-token claims
+//       // authorization_code clients (SMART apps):
+//       "grant_types": ["authorization_code"], // default ["client_credentials"]
+//       "redirect_uris": ["http://.../app/callback"],
+//       "token_endpoint_auth_method": "client_secret_basic" | "none"  // "none": public, PKCE
+//     }],
+//     // The EHR's launch contexts: a launch value resolves to the user who
+//     // launched and, optionally, the patient in context. Their claims
+//     // (patient, fhirUser) go into the token response and the access token.
+//     "launches": {"abc": {"user": "cm", "patient": "123"}},
+//     // The test users; the first logs in automatically when no launch
+//     // names one (standalone launch).
+//     "users": [{"id": "cm", "fhirUser": "Practitioner/9"}]
 //   }
+//
+// Interactions need no human: /interaction/:uid logs the test user in and
+// consents to every requested scope (auto-login, auto-consent). Every
+// authorization request must use PKCE (S256).
 //
 // When listening it prints one JSON line on stdout: {"issuer": "http://127.0.0.1:PORT"}.
 // It exits when its stdin closes (the Go test process ended) or on SIGTERM.
@@ -41,6 +56,21 @@ const ttl = config.accessTokenTTL ?? 300;
 const SMART_SCOPE = /^((patient|user|system)\/[A-Za-z*]+\.[a-z*]+(\?\S*)?|launch(\/[A-Za-z_-]+)?|fhirUser|offline_access|online_access)$/;
 
 const clientsById = new Map(config.clients.map((c) => [c.client_id, c]));
+const launches = config.launches ?? {};
+const users = new Map((config.users ?? []).map((u) => [u.id, u]));
+const defaultUser = config.users?.[0]?.id;
+// grantId -> {user, patient}: the launch context of an authorization.
+const grantContext = new Map();
+
+// contextClaims returns the SMART context claims of a grant.
+function contextClaims(grantId, accountId) {
+  const lc = grantContext.get(grantId) ?? {};
+  const out = {};
+  const user = users.get(lc.user ?? accountId);
+  if (user?.fhirUser) out.fhirUser = user.fhirUser;
+  if (lc.patient) out.patient = lc.patient;
+  return out;
+}
 
 function signingKeys() {
   const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' });
@@ -52,7 +82,9 @@ function signingKeys() {
 }
 
 function allowedScopes(ctx, client) {
-  const requested = (ctx.oidc.params.scope ?? '').split(' ').filter(Boolean);
+  // At the token endpoint of the code flow, the scope is the authorization's.
+  const scope = ctx.oidc.params.scope ?? ctx.oidc.entities?.AuthorizationCode?.scope ?? '';
+  const requested = scope.split(' ').filter(Boolean);
   const conf = clientsById.get(client.clientId) ?? {};
   const allow = conf.scope ? new Set(conf.scope.split(' ')) : null;
   return requested.filter((s) => SMART_SCOPE.test(s) && (!allow || allow.has(s))).join(' ');
@@ -61,14 +93,18 @@ function allowedScopes(ctx, client) {
 const configuration = {
   clients: config.clients.map((c) => {
     const method = c.token_endpoint_auth_method ?? (c.jwks ? 'private_key_jwt' : 'client_secret_post');
+    const grants = c.grant_types ?? ['client_credentials'];
+    const code = grants.includes('authorization_code');
     const meta = {
       client_id: c.client_id,
-      grant_types: ['client_credentials'],
-      response_types: [],
-      redirect_uris: [],
+      grant_types: grants,
+      response_types: code ? ['code'] : [],
+      redirect_uris: c.redirect_uris ?? [],
       token_endpoint_auth_method: method,
     };
-    if (method === 'private_key_jwt') {
+    if (method === 'none') {
+      // public client (PKCE only)
+    } else if (method === 'private_key_jwt') {
       meta.jwks = c.jwks;
       if (c.token_endpoint_auth_signing_alg) meta.token_endpoint_auth_signing_alg = c.token_endpoint_auth_signing_alg;
     } else {
@@ -77,12 +113,26 @@ const configuration = {
     return meta;
   }),
   jwks: { keys: signingKeys() },
-  clientAuthMethods: ['private_key_jwt', 'client_secret_post', 'client_secret_basic'],
+  clientAuthMethods: ['private_key_jwt', 'client_secret_post', 'client_secret_basic', 'none'],
   enabledJWA: {
     clientAuthSigningAlgValues: ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'ES256', 'ES384', 'HS256'],
     idTokenSigningAlgValues: ['RS256', 'PS256', 'ES256'],
   },
-  scopes: ['openid', 'offline_access'],
+  scopes: ['openid', 'offline_access', 'fhirUser'],
+  claims: { openid: ['sub'], fhirUser: ['fhirUser'] },
+  extraParams: ['launch', 'aud'],
+  pkce: { required: () => true },
+  findAccount: async (_ctx, id) => (users.has(id) ? {
+    accountId: id,
+    claims: async () => ({ sub: id, fhirUser: users.get(id).fhirUser }),
+  } : undefined),
+  // Every authorization gets its own grant (through the auto-consent
+  // interaction), so that each launch keeps its own context.
+  loadExistingGrant: async (ctx) => {
+    const grantId = ctx.oidc.result?.consent?.grantId;
+    return grantId ? ctx.oidc.provider.Grant.find(grantId) : undefined;
+  },
+  interactions: { url: async (_ctx, interaction) => `/interaction/${interaction.uid}` },
   features: {
     devInteractions: { enabled: false },
     clientCredentials: { enabled: true },
@@ -90,7 +140,8 @@ const configuration = {
     revocation: { enabled: false },
     resourceIndicators: {
       enabled: true,
-      defaultResource: async () => resources[0],
+      // SMART's aud parameter names the FHIR server the token is for.
+      defaultResource: async (ctx) => ctx.oidc.params?.aud ?? resources[0],
       useGrantedResource: async () => true,
       getResourceServerInfo: async (ctx, resourceIndicator, client) => {
         if (!resources.includes(resourceIndicator)) {
@@ -108,9 +159,10 @@ const configuration = {
   },
   extraTokenClaims: async (_ctx, token) => {
     const conf = clientsById.get(token.clientId);
-    return conf?.claims ? { ...conf.claims } : undefined;
+    const extra = { ...(conf?.claims ?? {}), ...(token.grantId ? contextClaims(token.grantId, token.accountId) : {}) };
+    return Object.keys(extra).length ? extra : undefined;
   },
-  ttl: { ClientCredentials: ttl },
+  ttl: { ClientCredentials: ttl, AccessToken: ttl },
   cookies: { keys: ['casefhir-test-only-cookie-key'] },
   renderError: async (ctx, out) => {
     ctx.type = 'application/json';
@@ -126,9 +178,58 @@ server.listen(config.port ?? 0, '127.0.0.1', () => {
   provider.on('server_error', (_ctx, err) => {
     process.stderr.write(`oidc-provider server_error: ${err?.message}\n`);
   });
-  server.on('request', provider.callback());
+  // The SMART launch context claims also go into the token response.
+  provider.use(async (ctx, next) => {
+    await next();
+    if (ctx.path === '/token' && ctx.status === 200 && ctx.body?.access_token && ctx.oidc?.entities?.Grant) {
+      const { Grant } = ctx.oidc.entities;
+      Object.assign(ctx.body, contextClaims(Grant.jti, Grant.accountId));
+    }
+  });
+  const callback = provider.callback();
+  server.on('request', (req, res) => {
+    if (req.url.startsWith('/interaction/')) {
+      interact(provider, req, res).catch((err) => {
+        process.stderr.write(`interaction error: ${err?.message}\n`);
+        res.statusCode = 500;
+        res.end('interaction failed');
+      });
+      return;
+    }
+    callback(req, res);
+  });
   process.stdout.write(`${JSON.stringify({ issuer })}\n`);
 });
+
+// interact completes an interaction without a human: it logs in the user
+// of the launch (or the default test user) and consents to everything
+// requested, remembering the launch context for the tokens.
+async function interact(provider, req, res) {
+  const details = await provider.interactionDetails(req, res);
+  const { prompt, params } = details;
+  const lc = params.launch ? launches[params.launch] : undefined;
+  if (params.launch && !lc) {
+    await provider.interactionFinished(req, res, { error: 'access_denied', error_description: 'unknown launch' }, { mergeWithLastSubmission: false });
+    return;
+  }
+  if (prompt.name === 'login') {
+    const accountId = lc?.user ?? defaultUser;
+    await provider.interactionFinished(req, res, { login: { accountId } }, { mergeWithLastSubmission: false });
+    return;
+  }
+  const grant = details.grantId
+    ? await provider.Grant.find(details.grantId)
+    : new provider.Grant({ accountId: details.session.accountId, clientId: params.client_id });
+  const d = prompt.details ?? {};
+  if (d.missingOIDCScope) grant.addOIDCScope(d.missingOIDCScope.join(' '));
+  if (d.missingOIDCClaims) grant.addOIDCClaims(d.missingOIDCClaims);
+  for (const [indicator, scopes] of Object.entries(d.missingResourceScopes ?? {})) {
+    grant.addResourceScope(indicator, scopes.join(' '));
+  }
+  const grantId = await grant.save();
+  grantContext.set(grantId, lc ?? { user: details.session.accountId });
+  await provider.interactionFinished(req, res, { consent: { grantId } }, { mergeWithLastSubmission: true });
+}
 
 const stop = () => server.close(() => process.exit(0));
 process.on('SIGTERM', stop);
