@@ -25,11 +25,7 @@ func (s *Server) routes() *gin.Engine {
 	e.RedirectFixedPath = false
 	e.UseRawPath = true
 	e.Use(middleware.RequestID(),
-		middleware.AccessLog(s.log, func(c *gin.Context) string {
-			v, _ := c.Get("casefhir.subject")
-			str, _ := v.(string)
-			return str
-		}),
+		middleware.AccessLog(s.log),
 		middleware.Recover(s.log, s.render))
 
 	e.GET("/healthz", func(c *gin.Context) {
@@ -112,7 +108,7 @@ func (s *Server) serveFHIR(c *gin.Context) {
 		}
 		req.Access = acc
 		if acc != nil {
-			c.Set("casefhir.subject", acc.Subject())
+			middleware.SetSubject(c.Request.Context(), acc.Subject())
 		}
 	}
 	resp, err := s.handler.Do(c.Request.Context(), req)

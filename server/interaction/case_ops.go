@@ -95,8 +95,8 @@ func (c *CaseRules) Transition(ctx context.Context, h *Handler, r *Request) (*Re
 	if err != nil {
 		return nil, err
 	}
-	w := &Write{Type: "EpisodeOfCare", ID: r.ID, Prev: cur, Body: body, Access: r.Access, Batch: tx}
-	prep, err := h.prepare(withCaseChecked(ctx, body), w, nil)
+	w := &Write{Type: "EpisodeOfCare", ID: r.ID, Prev: cur, Body: body, Access: r.Access, Batch: tx, CaseChecked: true}
+	prep, err := h.prepare(ctx, w, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -134,17 +134,16 @@ func (c *CaseRules) prepareUpdate(ctx context.Context, h *Handler, r *Request, t
 	return p, nil
 }
 
-// applyAll stores writes atomically when the store can; otherwise one by one.
+// applyAll stores writes atomically. The case operations are documented
+// as atomic, so a store without transactions refuses them rather than
+// writing one resource at a time.
 func applyAll(ctx context.Context, h *Handler, writes []store.Write) error {
-	if ts, ok := h.o.Store.(store.Transactional); ok {
-		return ts.Apply(ctx, writes)
+	ts, ok := h.o.Store.(store.Transactional)
+	if !ok {
+		return outcome.New(outcome.NotSupported, "this operation is atomic and the store has no transactions").
+			WithStatus(http.StatusNotImplemented).WithOp("interaction.applyAll")
 	}
-	for _, w := range writes {
-		if err := h.commit(ctx, &prepared{res: w.Next, prev: w.Prev}); err != nil {
-			return err
-		}
-	}
-	return nil
+	return ts.Apply(ctx, writes)
 }
 
 // OpenCase implements POST EpisodeOfCare/$open-case

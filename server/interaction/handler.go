@@ -178,7 +178,7 @@ func (h *Handler) Do(ctx context.Context, r *Request) (*Response, error) {
 		return h.Capabilities(ctx, r)
 	case KindSearchType, KindSearchSystem, KindSearchCompartment:
 		return h.Search(ctx, r)
-	case KindBatch:
+	case KindBundle:
 		return h.Bundle(ctx, r)
 	case KindOperation:
 		return h.Operation(ctx, r)

@@ -26,7 +26,7 @@ const (
 	KindSearchSystem      Kind = "search-system"
 	KindSearchCompartment Kind = "search-compartment"
 	KindCapabilities      Kind = "capabilities"
-	KindBatch             Kind = "batch" // batch or transaction: decided by Bundle.type
+	KindBundle            Kind = "bundle" // a Bundle posted to the base: BundleIn.Type says batch or transaction
 	KindOperation         Kind = "operation"
 	// Conditional forms (type-level URL with a query).
 	KindConditionalUpdate Kind = "conditional-update"
@@ -87,7 +87,7 @@ func ParseRoute(method, path string) (Route, error) {
 	case 0:
 		switch method {
 		case http.MethodPost:
-			return Route{Kind: KindBatch}, nil
+			return Route{Kind: KindBundle}, nil
 		case http.MethodGet:
 			return Route{Kind: KindSearchSystem}, nil
 		}

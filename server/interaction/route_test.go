@@ -14,8 +14,8 @@ func TestParseRoute(t *testing.T) {
 		code         outcome.Code
 	}{
 		{"GET", "metadata", Route{Kind: KindCapabilities}, ""},
-		{"POST", "", Route{Kind: KindBatch}, ""},
-		{"POST", "/", Route{Kind: KindBatch}, ""},
+		{"POST", "", Route{Kind: KindBundle}, ""},
+		{"POST", "/", Route{Kind: KindBundle}, ""},
 		{"GET", "", Route{Kind: KindSearchSystem}, ""},
 		{"GET", "_history", Route{Kind: KindHistorySystem}, ""},
 		{"GET", "Patient", Route{Kind: KindSearchType, Type: "Patient"}, ""},

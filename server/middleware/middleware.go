@@ -1,6 +1,7 @@
 package middleware
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -159,9 +160,11 @@ func acceptsJSON(acc string) bool {
 // AccessLog logs one line per request: method, route pattern, status,
 // duration, request id and the caller's subject. Never the query values,
 // bodies or diagnostics (they may carry PHI).
-func AccessLog(log *slog.Logger, subject func(*gin.Context) string) gin.HandlerFunc {
+func AccessLog(log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		start := time.Now()
+		ri := &requestInfo{}
+		c.Request = c.Request.WithContext(context.WithValue(c.Request.Context(), requestInfoKey{}, ri))
 		c.Next()
 		if !log.Enabled(c.Request.Context(), slog.LevelInfo) {
 			return
@@ -173,10 +176,8 @@ func AccessLog(log *slog.Logger, subject func(*gin.Context) string) gin.HandlerF
 			"duration_ms", float64(time.Since(start).Microseconds()) / 1000,
 			"request_id", RequestIDFrom(c.Request.Context()),
 		}
-		if subject != nil {
-			if s := subject(c); s != "" {
-				attrs = append(attrs, "subject", s)
-			}
+		if ri.subject != "" {
+			attrs = append(attrs, "subject", ri.subject)
 		}
 		log.InfoContext(c.Request.Context(), "request", attrs...)
 	}

@@ -205,8 +205,7 @@ func (s *Store) checkWrite(ctx context.Context, w store.Write) (*journalEntry, e
 			return nil, corrupt(nil)
 		}
 		if w.Prev == nil {
-			return nil, (&outcome.Error{Op: op, Code: outcome.Conflict, Detail: "resource already exists"}).
-				WithDiagnostics(w.Next.Key() + " already exists")
+			return nil, store.Conflict(op, w.Next, "resource already exists", w.Next.Key()+" already exists")
 		}
 		if v != w.Prev.VersionID {
 			return nil, conflict(op, w.Next)

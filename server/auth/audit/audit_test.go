@@ -76,7 +76,7 @@ func TestResourceShape(t *testing.T) {
 			r:    &interaction.Request{Route: interaction.Route{Kind: interaction.KindSearchSystem}},
 			want: []string{`"display":"unauthenticated"`, `"outcome":"4"`}},
 		{name: "auth off", p: auth.Unrestricted(),
-			r:    &interaction.Request{Route: interaction.Route{Kind: interaction.KindBatch}},
+			r:    &interaction.Request{Route: interaction.Route{Kind: interaction.KindBundle}},
 			want: []string{`"code":"batch"`, `authentication off`}},
 	}
 	for _, tt := range tests {
