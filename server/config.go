@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/casefhir/casefhir/server/auth/audit"
 )
 
 // Auth modes.
@@ -45,6 +47,15 @@ type Config struct {
 
 	// AuditOff disables the AuditEvent trail (on by default).
 	AuditOff bool
+	// AuditQueue bounds the requests between admission to the audit trail
+	// and the commit of their AuditEvents (default 1024); AuditWait is how
+	// long a request waits for room before it is refused with 503 and
+	// Retry-After, before doing any work (default 10 s).
+	AuditQueue int
+	AuditWait  time.Duration
+	// AuditWriter, when set, wraps the writer that stores AuditEvents
+	// (tests use it for a slow or failing store).
+	AuditWriter func(audit.BatchWriter) audit.BatchWriter
 	// EmbeddedSearch is how the embedded store serves searches: "memory"
 	// (default; an in-memory copy of the search values, fast, costs memory)
 	// or "scan" (reads the database for every search; little memory).
@@ -66,6 +77,9 @@ func (c *Config) Defaults() {
 		c.BaseURL = "http://" + c.Addr + "/fhir"
 	}
 	c.BaseURL = strings.TrimSuffix(c.BaseURL, "/")
+	if c.AuditWait <= 0 {
+		c.AuditWait = 10 * time.Second
+	}
 	if c.Database == "" {
 		c.Database = "casefhir"
 	}

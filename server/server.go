@@ -80,10 +80,11 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	if !s.cfg.AuditOff {
-		rec, err := audit.NewRecorder(audit.Options{
-			Writer: auditWriter{store: s.base, registry: s.registry, now: time.Now},
-			Site:   s.cfg.BaseURL, Logger: s.log,
-		})
+		var w audit.BatchWriter = auditWriter{store: s.base, registry: s.registry, now: time.Now}
+		if s.cfg.AuditWriter != nil {
+			w = s.cfg.AuditWriter(w)
+		}
+		rec, err := audit.NewRecorder(audit.Options{Writer: w, Site: s.cfg.BaseURL, Logger: s.log, QueueSize: s.cfg.AuditQueue})
 		if err != nil {
 			return nil, fmt.Errorf("audit: %v", err)
 		}
@@ -305,4 +306,12 @@ func (s *Server) sweepSnapshots(ctx context.Context) {
 			s.log.DebugContext(ctx, "search snapshots expired", "removed", n)
 		}
 	}
+}
+
+// AuditStats returns the audit trail's counters (zero when it is off).
+func (s *Server) AuditStats() audit.Stats {
+	if s.audit == nil {
+		return audit.Stats{}
+	}
+	return s.audit.Stats()
 }

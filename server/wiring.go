@@ -37,7 +37,6 @@ func (s *Server) buildHandler(ctx context.Context, c *codec.Codec) error {
 	if err := s.openBulk(ctx, &opts); err != nil {
 		return err
 	}
-	opts.ObserveEntry = s.auditEntry
 	capability := conformance.CapabilityStatement(s.capabilityInput(opts))
 	opts.Capabilities = func(string) []byte { return capability }
 	s.handler = interaction.New(opts)

@@ -26,8 +26,7 @@ func TestCrashTransactionAllOrNothing(t *testing.T) {
 	const entries, workers = 500, 4
 	bin := buildBinary(t)
 	dir := t.TempDir()
-	addr := freeAddr(t)
-	cmd := startServe(t, bin, addr, dir)
+	cmd, addr := startServe(t, bin, dir)
 	base := "http://" + addr + "/fhir"
 
 	var mu sync.Mutex
@@ -90,8 +89,7 @@ func TestCrashTransactionAllOrNothing(t *testing.T) {
 	cancel()
 	wg.Wait()
 
-	addr2 := freeAddr(t)
-	cmd2 := startServe(t, bin, addr2, dir)
+	cmd2, addr2 := startServe(t, bin, dir)
 	defer func() { _ = cmd2.Process.Signal(syscall.SIGTERM); _ = cmd2.Wait() }()
 	base2 := "http://" + addr2 + "/fhir"
 	whole, absent := 0, 0

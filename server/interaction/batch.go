@@ -166,7 +166,7 @@ func (h *Handler) Batch(ctx context.Context, r *Request, b *BundleIn) (*Response
 			e.Req.Body = body
 		}
 		resp, err := h.Do(ctx, e.Req)
-		h.observeEntry(ctx, e.Req, resp, err)
+		observeEntry(r, e.Req, resp, err)
 		if err != nil {
 			bw.Add(ErrorEntry(err))
 			continue

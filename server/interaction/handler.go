@@ -32,6 +32,11 @@ type Request struct {
 	// Access is who asks and what they may do; nil means unrestricted
 	// (auth off, or an internal call).
 	Access Access
+	// ObserveEntry, when set on a batch or transaction request, is told the
+	// outcome of every batch entry and of every entry of a committed
+	// transaction (e.g. to audit each one); err is nil on success. It runs
+	// before the Bundle's response is returned.
+	ObserveEntry func(entry *Request, status int, err error)
 }
 
 // Response is the outcome of a successful interaction.
@@ -82,10 +87,6 @@ type Options struct {
 	MaxBundleEntries int
 	// Transaction runs transaction Bundles.
 	Transaction TransactionFunc
-	// ObserveEntry, when set, is told the outcome of every batch entry and
-	// of every entry of a committed transaction (e.g. to audit each one).
-	// err is nil on success. It must not block.
-	ObserveEntry func(ctx context.Context, entry *Request, status int, err error)
 }
 
 // Operation is a FHIR operation ($name) handler.
@@ -247,9 +248,10 @@ func prefer(r *Request, key string) string {
 	return ""
 }
 
-// observeEntry reports one Bundle entry's outcome to Options.ObserveEntry.
-func (h *Handler) observeEntry(ctx context.Context, entry *Request, resp *Response, err error) {
-	if h.o.ObserveEntry == nil || entry == nil {
+// observeEntry reports one entry's outcome to the Bundle request's
+// ObserveEntry.
+func observeEntry(bundle, entry *Request, resp *Response, err error) {
+	if bundle.ObserveEntry == nil || entry == nil {
 		return
 	}
 	status := 0
@@ -259,5 +261,5 @@ func (h *Handler) observeEntry(ctx context.Context, entry *Request, resp *Respon
 	case resp != nil:
 		status = resp.Status
 	}
-	h.o.ObserveEntry(ctx, entry, status, err)
+	bundle.ObserveEntry(entry, status, err)
 }

@@ -131,7 +131,7 @@ func Transaction(ctx context.Context, h *Handler, r *Request, b *BundleIn) (*Res
 	}
 
 	for _, e := range b.Entries {
-		h.observeEntry(ctx, e.Req, resps[e.Index], nil)
+		observeEntry(r, e.Req, resps[e.Index], nil)
 	}
 	bw := NewBundleWriter("transaction-response", NewUUID(), fhir.FormatInstant(h.o.Now()), -1, nil)
 	for _, e := range b.Entries {

@@ -142,48 +142,70 @@ func (w *blockingWriter) WriteAuditEvent(ctx context.Context, b []byte) error {
 	return nil
 }
 
-func TestRecorderBoundedQueue(t *testing.T) {
+// record admits, adds and commits one event.
+func record(ctx context.Context, r *Recorder, e Event) error {
+	t, err := r.Admit(ctx)
+	if err != nil {
+		return err
+	}
+	defer t.Release()
+	t.Add(e)
+	return t.Commit(ctx)
+}
+
+// TestRecorderBackpressure: with the writer stuck and the queue full, a
+// new request waits for room and is refused with 503 and Retry-After when
+// its context ends; nothing admitted is lost once the writer moves.
+func TestRecorderBackpressure(t *testing.T) {
 	w := &blockingWriter{release: make(chan struct{})}
-	r, err := NewRecorder(Options{Writer: w, QueueSize: 4, Workers: 1})
+	r, err := NewRecorder(Options{Writer: w, QueueSize: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ok, dropped := 0, 0
-	for i := 0; i < 20; i++ { // the writer is stuck: Record must still return
-		if r.Record(Event{Interaction: "read", Type: "Patient", ID: "x"}) {
-			ok++
-		} else {
-			dropped++
-		}
+	ctx := context.Background()
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() { errs <- record(ctx, r, Event{Interaction: "read", Type: "Patient", ID: "x"}) }()
 	}
-	// One event may be held by the worker, four in the queue.
-	if ok < 4 || ok > 5 || dropped != 20-ok {
-		t.Errorf("accepted %d, dropped %d; want 4 or 5 accepted", ok, dropped)
+	for r.Stats().Admitted < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	_, err = r.Admit(short)
+	if oe := outcome.As(err); err == nil || oe.Code != outcome.Throttled || oe.HTTPStatus() != 503 || oe.Header.Get("Retry-After") == "" {
+		t.Fatalf("Admit on a full queue: %v", err)
 	}
 	close(w.release)
-	if err := r.Close(context.Background()); err != nil {
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatalf("commit: %v", err)
+		}
+	}
+	if err := r.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
 	st := r.Stats()
-	if int(st.Written) != ok || int(st.Dropped) != dropped || st.Failed != 0 || st.Queued != 0 {
-		t.Errorf("stats = %+v, want %d written", st, ok)
+	if st.Written != 2 || st.Refused != 1 || st.Failed != 0 || st.Admitted != 0 || len(w.got) != 2 {
+		t.Errorf("stats = %+v, writer got %d", st, len(w.got))
 	}
-	if len(w.got) != ok {
-		t.Errorf("writer got %d events, want %d", len(w.got), ok)
-	}
-	if r.Record(Event{}) {
-		t.Error("Record accepted an event after Close")
+	if _, err := r.Admit(ctx); !outcome.Is(err, outcome.Throttled) {
+		t.Errorf("Admit after Close: %v", err)
 	}
 }
 
-func TestRecorderFailuresAreCounted(t *testing.T) {
+// TestRecorderFailuresFailTheRequest: an event that cannot be stored
+// fails its request (503): it is never acknowledged without its event.
+func TestRecorderFailuresFailTheRequest(t *testing.T) {
 	fail := WriterFunc(func(context.Context, []byte) error { return outcome.New(outcome.Transient, "db down") })
 	r, err := NewRecorder(Options{Writer: fail})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for range 3 {
-		r.Record(Event{Interaction: "read"})
+		if err := record(context.Background(), r, Event{Interaction: "read"}); outcome.StatusOf(err) != 503 {
+			t.Errorf("commit with a failing writer: %v", err)
+		}
 	}
 	if err := r.Close(context.Background()); err != nil {
 		t.Fatal(err)
@@ -196,25 +218,43 @@ func TestRecorderFailuresAreCounted(t *testing.T) {
 	}
 }
 
-func TestRecorderConcurrent(t *testing.T) {
-	var mu sync.Mutex
-	n := 0
-	r, err := NewRecorder(Options{Writer: WriterFunc(func(context.Context, []byte) error {
-		mu.Lock()
-		n++
-		mu.Unlock()
-		return nil
-	}), QueueSize: 10000})
+// countingBatchWriter counts events and batch writes.
+type countingBatchWriter struct {
+	mu             sync.Mutex
+	events, writes int
+}
+
+func (w *countingBatchWriter) WriteAuditEvent(ctx context.Context, b []byte) error {
+	return w.WriteAuditEvents(ctx, [][]byte{b})
+}
+
+func (w *countingBatchWriter) WriteAuditEvents(_ context.Context, bs [][]byte) error {
+	time.Sleep(time.Millisecond) // a durable write takes time
+	w.mu.Lock()
+	w.events += len(bs)
+	w.writes++
+	w.mu.Unlock()
+	return nil
+}
+
+// TestRecorderGroupCommit: concurrent requests all get their events
+// stored, and share store writes.
+func TestRecorderGroupCommit(t *testing.T) {
+	w := &countingBatchWriter{}
+	r, err := NewRecorder(Options{Writer: w, QueueSize: 64})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
-	for g := 0; g < 8; g++ {
+	for range 8 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := 0; i < 200; i++ {
-				r.Record(Event{Interaction: "search-type", Type: "Observation"})
+			for range 100 {
+				if err := record(context.Background(), r, Event{Interaction: "search-type", Type: "Observation"}); err != nil {
+					t.Error(err)
+					return
+				}
 			}
 		}()
 	}
@@ -223,12 +263,17 @@ func TestRecorderConcurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := r.Stats()
-	if int(st.Written)+int(st.Dropped) != 1600 || n != int(st.Written) {
-		t.Errorf("stats = %+v, writes = %d", st, n)
+	if st.Written != 800 || w.events != 800 || st.Refused != 0 || st.Failed != 0 {
+		t.Errorf("stats = %+v, writer saw %d events", st, w.events)
 	}
+	if w.writes >= 800 {
+		t.Errorf("%d store writes for 800 events: no group commit", w.writes)
+	}
+	t.Logf("800 events in %d store writes", w.writes)
 }
 
-// BenchmarkRecord measures what recording adds to a request.
+// BenchmarkRecord measures what recording adds to a request (with a
+// writer that costs nothing).
 func BenchmarkRecord(b *testing.B) {
 	r, err := NewRecorder(Options{Writer: WriterFunc(func(context.Context, []byte) error { return nil }), QueueSize: 1 << 16})
 	if err != nil {
@@ -240,7 +285,7 @@ func BenchmarkRecord(b *testing.B) {
 	now := time.Now()
 	b.ReportAllocs()
 	for b.Loop() {
-		r.Record(FromRequest(req, p, 200, nil, now, now))
+		_ = record(context.Background(), r, FromRequest(req, p, 200, nil, now, now))
 	}
 	b.StopTimer()
 	_ = r.Close(context.Background())

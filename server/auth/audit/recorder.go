@@ -2,8 +2,10 @@ package audit
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,6 +18,13 @@ import (
 // returns once it is durable.
 type Writer interface {
 	WriteAuditEvent(ctx context.Context, resource []byte) error
+}
+
+// BatchWriter is a Writer that stores several AuditEvents in one durable
+// step (all or none).
+type BatchWriter interface {
+	Writer
+	WriteAuditEvents(ctx context.Context, resources [][]byte) error
 }
 
 // WriterFunc adapts a function to Writer.
@@ -43,21 +52,22 @@ func HandlerWriter(h func() *interaction.Handler) Writer {
 
 // Options configure a Recorder.
 type Options struct {
-	// Writer stores the events (required).
+	// Writer stores the events (required). A BatchWriter stores each group
+	// commit in one call.
 	Writer Writer
 	// Site is the server's FHIR base URL (AuditEvent.source.site).
 	Site string
-	// QueueSize bounds the events waiting to be written (default 4096).
-	// When the queue is full, new events are dropped and counted.
+	// QueueSize bounds the requests admitted and not yet through their
+	// commit (default 1024). A request that finds it full waits for room
+	// until its context ends, and is then refused (503 with Retry-After)
+	// before any work is done.
 	QueueSize int
-	// Workers is the number of concurrent writers (default 2).
-	Workers int
+	// MaxBatch bounds the events one group commit stores (default 1000).
+	MaxBatch int
 	// WriteTimeout bounds one write (default 10 s).
 	WriteTimeout time.Duration
-	// FlushInterval is how long a worker gathers events into one batch
-	// before writing it, with a BatchWriter (default 200 ms). A crash loses
-	// at most the events of that window and the queue.
-	FlushInterval time.Duration
+	// RetryAfter is the Retry-After of a refused request (default 1 s).
+	RetryAfter time.Duration
 	// Logger receives PHI-free failure reports (default: discard).
 	Logger *slog.Logger
 	// Now is the clock (default time.Now).
@@ -66,26 +76,41 @@ type Options struct {
 
 // Stats counts what a Recorder did.
 type Stats struct {
-	// Written events were stored; Failed ones could not be; Dropped ones
-	// never entered the queue (full or closed).
-	Written, Failed, Dropped uint64
-	// Queued is the current queue length.
-	Queued int
+	// Written events were stored. Failed ones could not be: their requests
+	// were answered with an error, never acknowledged. Refused requests
+	// found no room (503) and did no work. No event is ever dropped.
+	Written, Failed, Refused uint64
+	// Commits is the number of group commits (store writes).
+	Commits uint64
+	// Admitted is the number of requests admitted and not yet finished.
+	Admitted int
 }
 
-// Recorder writes AuditEvents in the background. Record never blocks and
-// never fails the request it records: events go into a bounded queue
-// drained by a few workers. It is safe for concurrent use.
+// Recorder keeps the audit trail with a guarantee: a request's response
+// is sent only once its AuditEvents are durable.
+//
+// A request is first admitted (Admit): a bounded number of requests may be
+// between admission and the commit of their events; beyond that, Admit
+// waits for room, and refuses when the request's context ends (503,
+// Retry-After), before the request does any work. When the request has
+// done its work it hands its events to Ticket.Commit, which waits until
+// they are stored. One writer stores the events of every request that
+// arrived while the previous write was in flight in one write (group
+// commit), so under load one durable store write carries the events of
+// many requests and the trail costs each request little. It is safe for
+// concurrent use.
 type Recorder struct {
 	o     Options
-	queue chan Event
+	bw    BatchWriter // nil: events are written one by one
+	slots chan struct{}
 
-	mu     sync.RWMutex // guards closed against sends
-	closed bool
-	wg     sync.WaitGroup
+	mu      sync.Mutex
+	pending []*Ticket // committed tickets waiting for the writer
+	closed  bool
+	wake    chan struct{} // capacity 1: the writer has work
+	done    chan struct{} // closed when the writer has exited
 
-	written, failed, dropped atomic.Uint64
-	lastDropLog              atomic.Int64 // unix seconds of the last "dropped" log line
+	written, failed, refused, commits atomic.Uint64
 }
 
 // NewRecorder starts a Recorder. Call Close to flush it.
@@ -94,143 +119,215 @@ func NewRecorder(o Options) (*Recorder, error) {
 		return nil, outcome.New(outcome.Exception, "audit: a Writer is required").WithOp("audit.NewRecorder")
 	}
 	if o.QueueSize <= 0 {
-		o.QueueSize = 4096
+		o.QueueSize = 1024
 	}
-	if o.Workers <= 0 {
-		o.Workers = 2
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = 1000
 	}
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = 10 * time.Second
 	}
+	if o.RetryAfter <= 0 {
+		o.RetryAfter = time.Second
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
-	}
-	if o.FlushInterval <= 0 {
-		o.FlushInterval = 200 * time.Millisecond
 	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	r := &Recorder{o: o, queue: make(chan Event, o.QueueSize)}
-	r.wg.Add(o.Workers)
-	for range o.Workers {
-		go r.work()
-	}
+	r := &Recorder{o: o, slots: make(chan struct{}, o.QueueSize), wake: make(chan struct{}, 1), done: make(chan struct{})}
+	r.bw, _ = o.Writer.(BatchWriter)
+	go r.run()
 	return r, nil
 }
 
-// Record queues e. It reports false when e was dropped because the queue
-// is full or the Recorder is closed.
-func (r *Recorder) Record(e Event) bool {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	if r.closed {
-		r.dropped.Add(1)
-		return false
+// Ticket is one admitted request's place in the trail. Add its events,
+// then Commit them before the response is sent; Release a ticket that
+// will not be committed. A ticket is used by one request at a time, but
+// Add may be called from the goroutines of its Bundle entries.
+type Ticket struct {
+	r      *Recorder
+	mu     sync.Mutex
+	events []Event
+	once   sync.Once // releases the slot
+	done   chan error
+}
+
+// Admit reserves room for one request's events, waiting while the queue
+// is full. When ctx ends first (or the Recorder is closed) it fails with
+// an outcome.Throttled error (503 with Retry-After): refuse the request
+// before doing any work.
+func (r *Recorder) Admit(ctx context.Context) (*Ticket, error) {
+	r.mu.Lock()
+	closed := r.closed
+	r.mu.Unlock()
+	if closed {
+		r.refused.Add(1)
+		return nil, r.refusal("the audit trail is shut down")
 	}
 	select {
-	case r.queue <- e:
-		return true
+	case r.slots <- struct{}{}:
+		return &Ticket{r: r}, nil
 	default:
-		n := r.dropped.Add(1)
-		now := r.o.Now().Unix()
-		if last := r.lastDropLog.Load(); now-last >= 10 && r.lastDropLog.CompareAndSwap(last, now) {
-			r.o.Logger.Warn("audit queue full: events dropped", "dropped_total", n, "queue_size", r.o.QueueSize)
-		}
-		return false
+	}
+	select {
+	case r.slots <- struct{}{}:
+		return &Ticket{r: r}, nil
+	case <-ctx.Done():
+		r.refused.Add(1)
+		return nil, r.refusal("the audit trail is saturated")
 	}
 }
 
-// maxBatch bounds the events one worker writes at once.
-const maxBatch = 100
+func (r *Recorder) refusal(detail string) error {
+	secs := int(r.o.RetryAfter / time.Second)
+	if secs < 1 {
+		secs = 1
+	}
+	return outcome.New(outcome.Throttled, detail+": retry later").WithStatus(http.StatusServiceUnavailable).
+		WithHeader("Retry-After", strconv.Itoa(secs)).WithOp("audit.Admit")
+}
 
-func (r *Recorder) work() {
-	defer r.wg.Done()
-	bw, batching := r.o.Writer.(BatchWriter)
-	for e := range r.queue {
-		if !batching {
-			r.write(e)
+// Add records an event of the ticket's request.
+func (t *Ticket) Add(e Event) {
+	t.mu.Lock()
+	t.events = append(t.events, e)
+	t.mu.Unlock()
+}
+
+// Release gives the ticket's room back without storing anything (a
+// request that turned out to need no event). Committed tickets release
+// themselves.
+func (t *Ticket) Release() {
+	if t != nil {
+		t.once.Do(func() {
+			<-t.r.slots
+			select { // a closing writer waits for the last ticket
+			case t.r.wake <- struct{}{}:
+			default:
+			}
+		})
+	}
+}
+
+// Commit stores the ticket's events and returns once they are durable, or
+// with the error that kept them from being stored (outcome.Transient, 503:
+// the request must not be acknowledged). ctx bounds the wait only: events
+// handed over are stored even when the caller gives up.
+func (t *Ticket) Commit(ctx context.Context) error {
+	r := t.r
+	t.mu.Lock()
+	n := len(t.events)
+	t.mu.Unlock()
+	if n == 0 {
+		t.Release()
+		return nil
+	}
+	t.done = make(chan error, 1)
+	r.mu.Lock()
+	r.pending = append(r.pending, t)
+	r.mu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+	select {
+	case err := <-t.done:
+		return err
+	case <-ctx.Done():
+		return outcome.Wrap(ctx.Err(), outcome.Timeout, "audit.Commit", "the request ended before its AuditEvent was stored")
+	}
+}
+
+// run is the writer: it stores the events of every ticket committed while
+// the previous write was in flight, in one write.
+func (r *Recorder) run() {
+	defer close(r.done)
+	for {
+		r.mu.Lock()
+		batch := r.pending
+		r.pending = nil
+		closed := r.closed
+		r.mu.Unlock()
+		if len(batch) == 0 {
+			if closed && len(r.slots) == 0 {
+				return
+			}
+			<-r.wake
 			continue
 		}
-		// Gather what arrives within the flush interval into one batch:
-		// under load one store write carries many events, so the trail
-		// costs the requests it records little.
-		batch := []Event{e}
-		timer := time.NewTimer(r.o.FlushInterval)
-	gather:
-		for len(batch) < maxBatch {
-			select {
-			case e2, ok := <-r.queue:
-				if !ok {
-					break gather
-				}
-				batch = append(batch, e2)
-			case <-timer.C:
-				break gather
+		r.store(batch)
+	}
+}
+
+// store writes the events of batch in groups of at most MaxBatch events,
+// then tells each ticket.
+func (r *Recorder) store(batch []*Ticket) {
+	now := r.o.Now()
+	for len(batch) > 0 {
+		var group []*Ticket
+		var bodies [][]byte
+		for len(batch) > 0 && (len(bodies) == 0 || len(bodies)+len(batch[0].events) <= r.o.MaxBatch) {
+			t := batch[0]
+			batch = batch[1:]
+			group = append(group, t)
+			for _, e := range t.events {
+				bodies = append(bodies, Resource(e, r.o.Site, now))
 			}
 		}
-		timer.Stop()
-		r.writeBatch(bw, batch)
+		err := r.write(bodies)
+		r.commits.Add(1)
+		if err != nil {
+			r.failed.Add(uint64(len(bodies)))
+			// PHI-free: the error's code and detail only, never the events.
+			r.o.Logger.Error("audit events not stored", "error", outcome.As(err).Error(), "events", len(bodies))
+			err = outcome.Wrap(err, outcome.Transient, "audit.Commit", "the audit trail could not be stored; the request was not acknowledged").
+				WithStatus(http.StatusServiceUnavailable).WithHeader("Retry-After", "1")
+		} else {
+			r.written.Add(uint64(len(bodies)))
+		}
+		for _, t := range group {
+			t.Release()
+			t.done <- err
+		}
 	}
 }
 
-// BatchWriter is a Writer that stores several AuditEvents in one call.
-type BatchWriter interface {
-	Writer
-	WriteAuditEvents(ctx context.Context, resources [][]byte) error
-}
-
-func (r *Recorder) writeBatch(bw BatchWriter, batch []Event) {
+func (r *Recorder) write(bodies [][]byte) error {
 	ctx, cancel := context.WithTimeout(context.Background(), r.o.WriteTimeout)
 	defer cancel()
-	now := r.o.Now()
-	bodies := make([][]byte, len(batch))
-	for i, e := range batch {
-		bodies[i] = Resource(e, r.o.Site, now)
+	if r.bw != nil {
+		return r.bw.WriteAuditEvents(ctx, bodies)
 	}
-	if err := bw.WriteAuditEvents(ctx, bodies); err != nil {
-		r.failed.Add(uint64(len(batch)))
-		r.o.Logger.Error("audit events not stored", "error", outcome.As(err).Error(), "events", len(batch))
-		return
+	for _, b := range bodies {
+		if err := r.o.Writer.WriteAuditEvent(ctx, b); err != nil {
+			return err
+		}
 	}
-	r.written.Add(uint64(len(batch)))
+	return nil
 }
 
-func (r *Recorder) write(e Event) {
-	ctx, cancel := context.WithTimeout(context.Background(), r.o.WriteTimeout)
-	defer cancel()
-	body := Resource(e, r.o.Site, r.o.Now())
-	if err := r.o.Writer.WriteAuditEvent(ctx, body); err != nil {
-		r.failed.Add(1)
-		oe := outcome.As(err)
-		// PHI-free: the error's code and detail only, never the event or
-		// Diagnostics.
-		r.o.Logger.Error("audit event not stored", "error", oe.Error(), "request_id", e.RequestID)
-		return
-	}
-	r.written.Add(1)
-}
-
-// Close stops accepting events and waits until the queued ones are
-// written or ctx ends.
+// Close stops admitting requests and waits until the committed events
+// are written or ctx ends.
 func (r *Recorder) Close(ctx context.Context) error {
 	r.mu.Lock()
-	if !r.closed {
-		r.closed = true
-		close(r.queue)
-	}
+	r.closed = true
 	r.mu.Unlock()
-	done := make(chan struct{})
-	go func() { r.wg.Wait(); close(done) }()
 	select {
-	case <-done:
+	case r.wake <- struct{}{}:
+	default:
+	}
+	select {
+	case <-r.done:
 		return nil
 	case <-ctx.Done():
-		return ctx.Err()
+		return errors.Join(ctx.Err(), outcome.New(outcome.Timeout, "audit events still being written").WithOp("audit.Close"))
 	}
 }
 
 // Stats returns the Recorder's counters.
 func (r *Recorder) Stats() Stats {
-	return Stats{Written: r.written.Load(), Failed: r.failed.Load(), Dropped: r.dropped.Load(), Queued: len(r.queue)}
+	return Stats{Written: r.written.Load(), Failed: r.failed.Load(), Refused: r.refused.Load(),
+		Commits: r.commits.Load(), Admitted: len(r.slots)}
 }
