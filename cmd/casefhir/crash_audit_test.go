@@ -90,7 +90,7 @@ func TestCrashLosesNoAcknowledgedAuditEvent(t *testing.T) {
 			t.Fatal(err)
 		}
 		var b struct {
-			Link []struct{ Relation, URL string }
+			Link  []struct{ Relation, URL string }
 			Entry []struct {
 				Resource struct {
 					Entity []struct {
