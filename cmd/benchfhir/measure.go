@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"time"
 )
 
@@ -32,7 +33,7 @@ func measure(ctx context.Context, c config, logw io.Writer) (*report, error) {
 		rep.setup = append(rep.setup, "Server: AuditEvent trail on (`--audit=on`): every request also queues an AuditEvent, written in batches.")
 	} else {
 		rep.setup = append(rep.setup, "Server: AuditEvent trail off (`-audit` turns it on): the figures are the FHIR path alone. "+
-			"The trail's own cost is measured by `TestAuditCost` (server package) with the trail on and off on the same data.")
+			"The trail's own cost is the audit section, with two servers (trail on and off) in the same run.")
 	}
 	if e.shared {
 		rep.setup = append(rep.setup, "Baseline: direct store client on the server's own FerretDB (same database and collections).")
@@ -43,7 +44,7 @@ func measure(ctx context.Context, c config, logw io.Writer) (*report, error) {
 	if err != nil {
 		return rep, err
 	}
-	b := &bench{c: c, e: e, caps: caps, logf: logf, seed: &seeder{e: e}}
+	b := &bench{c: c, e: e, caps: caps, logf: logf, seed: &seeder{e: e}, dir: dir}
 	scenarios := []struct {
 		name string
 		fn   func(context.Context) (*section, error)
@@ -55,9 +56,13 @@ func measure(ctx context.Context, c config, logw io.Writer) (*report, error) {
 		{"export", b.export},
 		{"everything", b.everything},
 		{"calibration", b.calibration},
+		{"audit", b.auditOnOff},
 	}
 	var firstErr error
 	for _, s := range scenarios {
+		if len(c.only) > 0 && !slices.Contains(c.only, s.name) {
+			continue
+		}
 		t0 := time.Now()
 		logf("%s...", s.name)
 		sec, err := s.fn(ctx)
@@ -93,6 +98,8 @@ type bench struct {
 	caps capabilities
 	logf func(string, ...any)
 	seed *seeder
+	// dir is the working directory.
+	dir string
 	// extra holds further sections a scenario produced.
 	extra []*section
 }
