@@ -55,7 +55,7 @@ func (s *Server) routes() *gin.Engine {
 	e.GET("/.well-known/smart-configuration", smart)
 
 	s.bulkRoutes(e)
-	fhirGroup := e.Group("/fhir", middleware.BodyLimit(s.cfg.MaxBodyBytes, s.render), middleware.Negotiate(s.render))
+	fhirGroup := e.Group("/fhir", middleware.BodyLimit(s.cfg.MaxBodyBytes, s.render), middleware.Negotiate(s.render, binaryContent))
 	fhirGroup.Any("", s.serveFHIR)
 	fhirGroup.Any("/*path", func(c *gin.Context) {
 		// Gin cannot route /fhir/.well-known beside the catch-all.
@@ -101,7 +101,7 @@ func (s *Server) serveFHIR(c *gin.Context) {
 	// A request that reads or changes data is admitted to the audit trail
 	// before it does any work (503 when the trail has no room in time).
 	var ticket *audit.Ticket
-	if s.audit != nil && req.Kind != interaction.KindCapabilities {
+	if s.audit != nil && !req.Public() {
 		actx, cancel := context.WithTimeout(ctx, s.cfg.AuditWait)
 		ticket, err = s.audit.Admit(actx)
 		cancel()
@@ -140,10 +140,10 @@ func (s *Server) serveFHIR(c *gin.Context) {
 	s.write(c, resp)
 }
 
-// handle authenticates req (except for the public CapabilityStatement:
-// no token needed, one sent is ignored) and runs it.
+// handle authenticates req (except for the public CapabilityStatement and
+// $versions: no token needed, one sent is ignored) and runs it.
 func (s *Server) handle(c *gin.Context, req *interaction.Request) (*interaction.Response, error) {
-	if req.Kind != interaction.KindCapabilities {
+	if !req.Public() {
 		acc, err := s.access.authenticate(c)
 		if err != nil {
 			return nil, err
@@ -186,4 +186,24 @@ func principalOf(req *interaction.Request) *auth.Principal {
 		return pa.p
 	}
 	return auth.Unrestricted()
+}
+
+// binaryContent reports whether c may carry or ask for a Binary's own
+// content (https://hl7.org/fhir/R4/binary.html#rest): a create, update,
+// read or vread of a Binary, whatever its media type.
+func binaryContent(c *gin.Context) bool {
+	rest, ok := strings.CutPrefix(c.Request.URL.Path, "/fhir/Binary")
+	if !ok || (rest != "" && rest[0] != '/') {
+		return false
+	}
+	n := strings.Count(strings.Trim(rest, "/"), "/")
+	switch c.Request.Method {
+	case http.MethodPost:
+		return strings.Trim(rest, "/") == ""
+	case http.MethodPut:
+		return n == 0 && strings.Trim(rest, "/") != ""
+	case http.MethodGet, http.MethodHead:
+		return strings.Trim(rest, "/") != "" && (n == 0 || (n == 2 && strings.Contains(rest, "/_history/")))
+	}
+	return false
 }

@@ -148,15 +148,7 @@ func (h *Handler) resourceResponse(r *Request, res *store.Resource) (*Response, 
 // notModified applies If-None-Match and If-Modified-Since.
 func notModified(r *Request, res *store.Resource) bool {
 	if inm := r.Header.Get("If-None-Match"); inm != "" {
-		for _, tag := range strings.Split(inm, ",") {
-			if strings.TrimSpace(tag) == "*" {
-				return true
-			}
-			if v, ok := fhir.ParseETag(tag); ok && v == fhir.VersionString(res.VersionID) {
-				return true
-			}
-		}
-		return false
+		return etagMatches(inm, fhir.VersionString(res.VersionID))
 	}
 	if ims := r.Header.Get("If-Modified-Since"); ims != "" {
 		t, err := http.ParseTime(ims)

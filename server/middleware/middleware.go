@@ -103,9 +103,15 @@ func IsTooLarge(err error) (error, bool) {
 }
 
 // Negotiate enforces JSON: _format and Accept must allow FHIR JSON (406
-// otherwise), and bodies of writes must be JSON (415 otherwise).
-func Negotiate(render Renderer) gin.HandlerFunc {
+// otherwise), and bodies of writes must be JSON (415 otherwise). Requests
+// raw accepts (Binary content, https://hl7.org/fhir/R4/binary.html#rest)
+// may name any media type.
+func Negotiate(render Renderer, raw func(*gin.Context) bool) gin.HandlerFunc {
 	return func(c *gin.Context) {
+		if raw != nil && raw(c) {
+			c.Next()
+			return
+		}
 		if f := c.Query("_format"); f != "" && !jsonFormat(f) {
 			render(c, outcome.New(outcome.NotSupported, "only JSON is supported (_format)").WithStatus(http.StatusNotAcceptable))
 			c.Abort()
@@ -150,7 +156,7 @@ func acceptsJSON(acc string) bool {
 		mt, _, _ := mime.ParseMediaType(strings.TrimSpace(part))
 		switch strings.ToLower(mt) {
 		case "", "*/*", "application/*", "application/json", "application/fhir+json", "application/json+fhir",
-			"application/json-patch+json", "application/ndjson", "application/fhir+ndjson", "text/*", "text/plain", "text/html":
+			"application/json-patch+json", "application/ndjson", "application/fhir+ndjson":
 			return true
 		}
 	}
