@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -20,7 +21,11 @@ func TestAuditTrail(t *testing.T) {
 	wantStatus(t, s.Do(t, "GET", "Patient?family=Chalmers", nil), 200)
 	wantStatus(t, s.Do(t, "GET", "metadata", nil), 200)
 
-	// The events are stored before the responses are sent: no waiting.
+	// The events are durable before the responses are sent; flushing
+	// moves them from the trail's journal into the store.
+	if err := s.AuditFlush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	r := s.Do(t, "GET", "AuditEvent?_count=100", nil)
 	wantStatus(t, r, 200)
 	body := string(r.Body)
@@ -70,6 +75,9 @@ func TestAuditTrailBundleEntries(t *testing.T) {
 	wantStatus(t, s.Do(t, "POST", "", tx), 200)
 	batch := `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"Patient/audited-tx-1"}}]}`
 	wantStatus(t, s.Do(t, "POST", "", batch), 200)
+	if err := s.AuditFlush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	body := string(s.Do(t, "GET", "AuditEvent?_count=200", nil).Body)
 	if !strings.Contains(body, "Patient/audited-tx-1") || !strings.Contains(body, "Organization/audited-tx-2") ||
 		strings.Count(body, "Patient/audited-tx-1") < 2 {

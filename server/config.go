@@ -48,14 +48,14 @@ type Config struct {
 	// AuditOff disables the AuditEvent trail (on by default).
 	AuditOff bool
 	// AuditQueue bounds the requests between admission to the audit trail
-	// and the commit of their AuditEvents (default 1024); AuditWait is how
+	// and the storing of their AuditEvents (default 4096); AuditWait is how
 	// long a request waits for room before it is refused with 503 and
 	// Retry-After, before doing any work (default 10 s).
 	AuditQueue int
 	AuditWait  time.Duration
 	// AuditWriter, when set, wraps the writer that stores AuditEvents
 	// (tests use it for a slow or failing store).
-	AuditWriter func(audit.BatchWriter) audit.BatchWriter
+	AuditWriter func(audit.Writer) audit.Writer
 	// EmbeddedSearch is how the embedded store serves searches: "memory"
 	// (default; an in-memory copy of the search values, fast, costs memory)
 	// or "scan" (reads the database for every search; little memory).

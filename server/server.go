@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -80,11 +81,19 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	if !s.cfg.AuditOff {
-		var w audit.BatchWriter = auditWriter{store: s.base, registry: s.registry, now: time.Now}
+		var w audit.Writer = auditWriter{store: s.base, registry: s.registry, now: time.Now}
 		if s.cfg.AuditWriter != nil {
 			w = s.cfg.AuditWriter(w)
 		}
-		rec, err := audit.NewRecorder(audit.Options{Writer: w, Site: s.cfg.BaseURL, Logger: s.log, QueueSize: s.cfg.AuditQueue})
+		// The embedded store keeps the trail's durable queue beside its
+		// data (one process owns it); on MongoDB each group of events is
+		// inserted before its requests are answered.
+		journal := ""
+		if s.cfg.MongoURI == "" {
+			journal = filepath.Join(s.cfg.DataDir, "audit-journal")
+		}
+		rec, err := audit.NewRecorder(audit.Options{Writer: w, Site: s.cfg.BaseURL, Logger: s.log,
+			QueueSize: s.cfg.AuditQueue, JournalDir: journal})
 		if err != nil {
 			return nil, fmt.Errorf("audit: %v", err)
 		}
@@ -306,6 +315,15 @@ func (s *Server) sweepSnapshots(ctx context.Context) {
 			s.log.DebugContext(ctx, "search snapshots expired", "removed", n)
 		}
 	}
+}
+
+// AuditFlush waits until every acknowledged request's AuditEvent is in
+// the store (not only in the trail's durable queue).
+func (s *Server) AuditFlush(ctx context.Context) error {
+	if s.audit == nil {
+		return nil
+	}
+	return s.audit.Flush(ctx)
 }
 
 // AuditStats returns the audit trail's counters (zero when it is off).

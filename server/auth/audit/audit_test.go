@@ -130,14 +130,16 @@ type blockingWriter struct {
 	got     [][]byte
 }
 
-func (w *blockingWriter) WriteAuditEvent(ctx context.Context, b []byte) error {
+func (w *blockingWriter) WriteAuditEvents(ctx context.Context, recs []Record) error {
 	select {
 	case <-w.release:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 	w.mu.Lock()
-	w.got = append(w.got, b)
+	for _, r := range recs {
+		w.got = append(w.got, r.Body)
+	}
 	w.mu.Unlock()
 	return nil
 }
@@ -197,7 +199,7 @@ func TestRecorderBackpressure(t *testing.T) {
 // TestRecorderFailuresFailTheRequest: an event that cannot be stored
 // fails its request (503): it is never acknowledged without its event.
 func TestRecorderFailuresFailTheRequest(t *testing.T) {
-	fail := WriterFunc(func(context.Context, []byte) error { return outcome.New(outcome.Transient, "db down") })
+	fail := WriterFunc(func(context.Context, []Record) error { return outcome.New(outcome.Transient, "db down") })
 	r, err := NewRecorder(Options{Writer: fail})
 	if err != nil {
 		t.Fatal(err)
@@ -224,11 +226,7 @@ type countingBatchWriter struct {
 	events, writes int
 }
 
-func (w *countingBatchWriter) WriteAuditEvent(ctx context.Context, b []byte) error {
-	return w.WriteAuditEvents(ctx, [][]byte{b})
-}
-
-func (w *countingBatchWriter) WriteAuditEvents(_ context.Context, bs [][]byte) error {
+func (w *countingBatchWriter) WriteAuditEvents(_ context.Context, bs []Record) error {
 	time.Sleep(time.Millisecond) // a durable write takes time
 	w.mu.Lock()
 	w.events += len(bs)
@@ -275,7 +273,7 @@ func TestRecorderGroupCommit(t *testing.T) {
 // BenchmarkRecord measures what recording adds to a request (with a
 // writer that costs nothing).
 func BenchmarkRecord(b *testing.B) {
-	r, err := NewRecorder(Options{Writer: WriterFunc(func(context.Context, []byte) error { return nil }), QueueSize: 1 << 16})
+	r, err := NewRecorder(Options{Writer: WriterFunc(func(context.Context, []Record) error { return nil }), QueueSize: 1 << 16})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -300,4 +298,106 @@ func BenchmarkResource(b *testing.B) {
 	for b.Loop() {
 		Resource(e, "https://fhir.example.org/fhir", time.Now())
 	}
+}
+
+// memWriter keeps what it stores by id.
+type memWriter struct {
+	mu  sync.Mutex
+	ids map[string]int
+}
+
+func (w *memWriter) WriteAuditEvents(_ context.Context, recs []Record) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.ids == nil {
+		w.ids = map[string]int{}
+	}
+	for _, r := range recs {
+		w.ids[r.ID]++
+	}
+	return nil
+}
+
+func (w *memWriter) count() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.ids)
+}
+
+// TestJournalCommitAndFlush: with a journal, Commit returns once the
+// events are durable there; they reach the store in the background.
+func TestJournalCommitAndFlush(t *testing.T) {
+	w := &memWriter{}
+	r, err := NewRecorder(Options{Writer: w, JournalDir: t.TempDir(), FlushInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for range 5 {
+		if err := record(ctx, r, Event{Interaction: "read"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := r.Stats(); st.Admitted != 5 || st.Written != 0 {
+		t.Errorf("before flush: %+v (events wait in the journal, holding their room)", st)
+	}
+	if err := r.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := r.Stats(); st.Admitted != 0 || st.Written != 5 || w.count() != 5 {
+		t.Errorf("after flush: %+v, stored %d", st, w.count())
+	}
+	if err := r.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestJournalReplayAfterCrash: events committed to the journal of a
+// process that died before moving them are stored, once, when the next
+// Recorder opens the directory.
+func TestJournalReplayAfterCrash(t *testing.T) {
+	dir := t.TempDir()
+	stuck := &blockingWriter{release: make(chan struct{})}
+	r1, err := NewRecorder(Options{Writer: stuck, JournalDir: dir, FlushInterval: time.Hour, WriteTimeout: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for range 7 {
+		if err := record(ctx, r1, Event{Interaction: "create", Type: "Patient", ID: "x"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A live owner's journal is not taken over.
+	w := &memWriter{}
+	r2, err := NewRecorder(Options{Writer: w, JournalDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := r2.Stats(); st.Replayed != 0 {
+		t.Fatalf("a live process's journal was taken over: %+v", st)
+	}
+	_ = r2.Close(ctx)
+	// The process dies: its lock goes, its files stay.
+	_ = r1.jnl.lock.Close()
+	r3, err := NewRecorder(Options{Writer: w, JournalDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := r3.Stats(); st.Replayed != 7 || w.count() != 7 {
+		t.Fatalf("replayed %+v, stored %d", st, w.count())
+	}
+	if err := r3.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Nothing is replayed twice.
+	r4, err := NewRecorder(Options{Writer: w, JournalDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := r4.Stats(); st.Replayed != 0 {
+		t.Errorf("replayed again: %+v", st)
+	}
+	_ = r4.Close(ctx)
+	close(stuck.release)
 }
