@@ -265,8 +265,17 @@ func (s *Server) fhirRequest(c *gin.Context, path string) (*interaction.Request,
 	}
 	q := c.Request.URL.Query()
 	var body []byte
+	rawBinary := route.Type == "Binary" && (route.Kind == interaction.KindCreate || route.Kind == interaction.KindUpdate) &&
+		!interaction.IsFHIRMediaType(c.GetHeader("Content-Type"))
 	if c.Request.Body != nil && (c.Request.Method == http.MethodPost || c.Request.Method == http.MethodPut || c.Request.Method == http.MethodPatch) {
-		body, err = io.ReadAll(c.Request.Body)
+		if rawBinary {
+			// A document in its own media type becomes a Binary
+			// (https://hl7.org/fhir/R4/binary.html#rest), encoded as it is
+			// read; --max-body bounds it.
+			body, err = interaction.BinaryFromRaw(c.Request.Body, c.GetHeader("Content-Type"), route.ID, c.GetHeader("X-Security-Context"))
+		} else {
+			body, err = io.ReadAll(c.Request.Body)
+		}
 		if err != nil {
 			if e, ok := middleware.IsTooLarge(err); ok {
 				return nil, e
@@ -289,10 +298,13 @@ func (s *Server) fhirRequest(c *gin.Context, path string) (*interaction.Request,
 		body = nil
 	}
 	hdr := http.Header{}
-	for _, k := range []string{"If-Match", "If-None-Match", "If-Modified-Since", "If-None-Exist", "Prefer", "Content-Type"} {
+	for _, k := range []string{"If-Match", "If-None-Match", "If-Modified-Since", "If-None-Exist", "Prefer", "Content-Type", "Accept"} {
 		if v := c.GetHeader(k); v != "" {
 			hdr.Set(k, v)
 		}
+	}
+	if rawBinary {
+		hdr.Set("Content-Type", "application/fhir+json")
 	}
 	return &interaction.Request{Route: route, Method: c.Request.Method, Query: q, Header: hdr, Body: body,
 		BaseURL: s.cfg.BaseURL}, nil

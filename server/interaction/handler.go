@@ -24,7 +24,7 @@ type Request struct {
 	Query  url.Values
 	// Header holds the request headers that matter to FHIR semantics
 	// (If-Match, If-None-Match, If-Modified-Since, If-None-Exist, Prefer,
-	// Content-Type). Keys are canonical.
+	// Content-Type, Accept). Keys are canonical.
 	Header http.Header
 	Body   []byte
 	// BaseURL is the public FHIR base, without a trailing slash.

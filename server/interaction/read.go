@@ -26,6 +26,9 @@ func (h *Handler) Read(ctx context.Context, r *Request) (*Response, error) {
 	if res.Deleted {
 		return nil, deletedError(res)
 	}
+	if wantsRaw(r) {
+		return binaryRaw(res)
+	}
 	return h.resourceResponse(r, res)
 }
 
@@ -36,7 +39,7 @@ func (h *Handler) readVisible(ctx context.Context, r *Request, typ, id string) (
 	if err != nil {
 		return nil, err
 	}
-	if !h.visible(r, ActionRead, res) {
+	if !h.visible(r, ActionRead, res) || (typ == "Binary" && !h.binaryContextVisible(ctx, r, res)) {
 		return nil, notFound(typ, id)
 	}
 	return res, nil
@@ -53,6 +56,9 @@ func (h *Handler) visible(r *Request, a Action, res *store.Resource) bool {
 func inCompartment(r *Request, a Action, res *store.Resource) bool {
 	if r.Access == nil {
 		return true
+	}
+	if res.Type == "Binary" && !binaryContextAllowed(r, res) {
+		return false
 	}
 	pid, bounded := r.Access.Compartment(a, res.Type)
 	if !bounded {

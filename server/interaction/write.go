@@ -99,6 +99,9 @@ func (h *Handler) prepare(ctx context.Context, w *Write, parsed *codec.Parsed) (
 		}
 		res.Index = idx
 	}
+	if w.Type == "Binary" {
+		res.Index = h.binaryIndex(ctx, w, js, res.Index)
+	}
 	return &prepared{res: res, prev: w.Prev}, nil
 }
 
