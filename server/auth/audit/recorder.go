@@ -52,7 +52,7 @@ type Options struct {
 	// stored in the store before its requests are answered.
 	JournalDir string
 	// FlushInterval is how often the journal is moved to the store
-	// (default 100 ms).
+	// (default 250 ms).
 	FlushInterval time.Duration
 	// QueueSize bounds the requests admitted whose events are not yet in
 	// the store (default 4096). A request that finds it full waits for room
@@ -143,7 +143,7 @@ func NewRecorder(o Options) (*Recorder, error) {
 		o.RetryAfter = time.Second
 	}
 	if o.FlushInterval <= 0 {
-		o.FlushInterval = 100 * time.Millisecond
+		o.FlushInterval = 250 * time.Millisecond
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -377,6 +377,15 @@ func (r *Recorder) move() {
 		case <-t.C:
 		case <-r.moverWake:
 		}
+		r.jnl.mu.Lock()
+		idle := len(r.backlog) == 0
+		r.jnl.mu.Unlock()
+		if idle {
+			if r.moverExit() {
+				return
+			}
+			continue // nothing to move: keep the segment
+		}
 		var recs []Record
 		var tickets []*Ticket
 		seg, err := r.jnl.rotate(func() {
@@ -400,16 +409,26 @@ func (r *Recorder) move() {
 		for _, tk := range tickets {
 			tk.release()
 		}
-		r.mu.Lock()
-		closed := r.closed
-		r.mu.Unlock()
-		if closed && len(r.slots) == 0 {
-			select {
-			case <-r.done:
-				return
-			default:
-			}
+		if r.moverExit() {
+			return
 		}
+	}
+}
+
+// moverExit reports whether the mover is done: the Recorder is closed,
+// its writer has exited and every event is in the store.
+func (r *Recorder) moverExit() bool {
+	r.mu.Lock()
+	closed := r.closed
+	r.mu.Unlock()
+	if !closed || len(r.slots) != 0 {
+		return false
+	}
+	select {
+	case <-r.done:
+		return true
+	default:
+		return false
 	}
 }
 
