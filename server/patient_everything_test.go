@@ -62,21 +62,7 @@ func TestPatientEverything(t *testing.T) {
 	}
 
 	// _count pages with next links that cover everything once.
-	var paged []string
-	next := "Patient/" + pid + "/$everything?_count=2"
-	for pages := 0; next != ""; pages++ {
-		if pages > 10 {
-			t.Fatal("paging does not end")
-		}
-		r := s.Do(t, "GET", next, nil)
-		wantStatus(t, r, 200)
-		page := bundleKeys(r.JSON())
-		if len(page) > 2 {
-			t.Fatalf("page of %d", len(page))
-		}
-		paged = append(paged, page...)
-		next = bundleLink(r.JSON(), "next")
-	}
+	paged := pageAll(t, s, "Patient/"+pid+"/$everything?_count=2", 2)
 	all := bundleKeys(s.Do(t, "GET", "Patient/"+pid+"/$everything", nil).JSON())
 	if !slices.Equal(paged, all) {
 		t.Errorf("pages %v, whole %v", paged, all)

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -71,17 +70,10 @@ func TestCrashLosesNoAcknowledgedAuditEvent(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(1500 * time.Millisecond)
-	_ = cmd.Process.Signal(syscall.SIGKILL)
-	_ = cmd.Wait()
-	cancel()
-	wg.Wait()
+	addr2 := killAndRestart(t, cmd, 1500*time.Millisecond, cancel, &wg, bin, dir)
 	if len(acked) < 20 {
 		t.Fatalf("only %d requests acknowledged before the kill", len(acked))
 	}
-
-	cmd2, addr2 := startServe(t, bin, dir)
-	defer func() { _ = cmd2.Process.Signal(syscall.SIGTERM); _ = cmd2.Wait() }()
 	stored := map[string]bool{}
 	next := "http://" + addr2 + "/fhir/AuditEvent?_count=1000"
 	for next != "" {

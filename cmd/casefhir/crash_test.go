@@ -91,6 +91,21 @@ func startServe(t *testing.T, bin, dir string) (*exec.Cmd, string) {
 	return nil, ""
 }
 
+// killAndRestart kills cmd with SIGKILL after wait, stops the load
+// (cancel, then waits for its workers), and starts a new server on dir,
+// stopped when the test ends. It returns the new server's address.
+func killAndRestart(t *testing.T, cmd *exec.Cmd, wait time.Duration, cancel context.CancelFunc, wg *sync.WaitGroup, bin, dir string) string {
+	t.Helper()
+	time.Sleep(wait)
+	_ = cmd.Process.Signal(syscall.SIGKILL)
+	_ = cmd.Wait()
+	cancel()
+	wg.Wait()
+	cmd2, addr2 := startServe(t, bin, dir)
+	t.Cleanup(func() { _ = cmd2.Process.Signal(syscall.SIGTERM); _ = cmd2.Wait() })
+	return addr2
+}
+
 // unbound is the host:port of the default base URL of a server started on
 // port 0 (its Location headers name it).
 const unbound = "127.0.0.1:0"
@@ -134,17 +149,10 @@ func TestCrashLosesNoAcknowledgedWrite(t *testing.T) {
 			}
 		}(w)
 	}
-	time.Sleep(1500 * time.Millisecond)
-	_ = cmd.Process.Signal(syscall.SIGKILL)
-	_ = cmd.Wait()
-	cancel()
-	wg.Wait()
+	addr2 := killAndRestart(t, cmd, 1500*time.Millisecond, cancel, &wg, bin, dir)
 	if len(acked) < 20 {
 		t.Fatalf("only %d creates acknowledged before the kill", len(acked))
 	}
-
-	cmd2, addr2 := startServe(t, bin, dir)
-	defer func() { _ = cmd2.Process.Signal(syscall.SIGTERM); _ = cmd2.Wait() }()
 	for loc, fam := range acked {
 		u := strings.Replace(loc, unbound, addr2, 1)
 		u = u[:strings.Index(u, "/_history/")]

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -83,14 +82,7 @@ func TestCrashTransactionAllOrNothing(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	time.Sleep(700 * time.Millisecond)
-	_ = cmd.Process.Signal(syscall.SIGKILL)
-	_ = cmd.Wait()
-	cancel()
-	wg.Wait()
-
-	cmd2, addr2 := startServe(t, bin, dir)
-	defer func() { _ = cmd2.Process.Signal(syscall.SIGTERM); _ = cmd2.Wait() }()
+	addr2 := killAndRestart(t, cmd, 700*time.Millisecond, cancel, &wg, bin, dir)
 	base2 := "http://" + addr2 + "/fhir"
 	whole, absent := 0, 0
 	for _, tag := range sent {

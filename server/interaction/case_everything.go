@@ -46,10 +46,17 @@ func (c *CaseRules) readCase(ctx context.Context, h *Handler, r *Request, name s
 	if c.Registry == nil {
 		return nil, outcome.New(outcome.Exception, "case operations need the search registry")
 	}
-	if err := allow(r, ActionRead, "EpisodeOfCare"); err != nil {
+	return readTarget(ctx, h, r)
+}
+
+// readTarget reads the instance an instance-level operation runs on, as
+// a read would: read scope on its type, within the caller's access, and
+// 410 when it was deleted.
+func readTarget(ctx context.Context, h *Handler, r *Request) (*store.Resource, error) {
+	if err := allow(r, ActionRead, r.Type); err != nil {
 		return nil, err
 	}
-	cur, err := h.readVisible(ctx, r, "EpisodeOfCare", r.ID)
+	cur, err := h.readVisible(ctx, r, r.Type, r.ID)
 	if err != nil {
 		return nil, err
 	}

@@ -32,15 +32,9 @@ func PatientEverything(ctx context.Context, h *Handler, r *Request) (*Response, 
 	if r.Type != "Patient" || r.ID == "" || (r.Method != http.MethodGet && r.Method != http.MethodPost) {
 		return nil, outcome.New(outcome.NotSupported, "$everything is GET Patient/{id}/$everything").WithStatus(http.StatusNotFound)
 	}
-	if err := allow(r, ActionRead, "Patient"); err != nil {
-		return nil, err
-	}
-	pat, err := h.readVisible(ctx, r, "Patient", r.ID)
+	pat, err := readTarget(ctx, h, r)
 	if err != nil {
 		return nil, err
-	}
-	if pat.Deleted {
-		return nil, deletedError(pat)
 	}
 	q, err := parseCaseQuery(h, r, true)
 	if err != nil {
