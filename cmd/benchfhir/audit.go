@@ -12,10 +12,10 @@ import (
 
 // auditOnOff is the audit trail scenario: two servers on fresh data
 // directories in this process, one with the AuditEvent trail on and one
-// with it off, measured with the same CRUD operations in interleaved
+// with it off, measured with the same CRUD operations in alternating
 // rounds. With the trail on every answered request waits for its
-// AuditEvent to be durable (group commit), so the ratio is the trail's
-// whole cost.
+// AuditEvent to be durable (group commit), and the events are then stored
+// as resources, so the ratio is the trail's whole cost.
 func (b *bench) auditOnOff(ctx context.Context) (*section, error) {
 	sec := &section{
 		title: "Audit trail: CRUD throughput with the AuditEvent trail on and off",
@@ -32,7 +32,8 @@ func (b *bench) auditOnOff(ctx context.Context) (*section, error) {
 	}
 	n := max(b.c.creates/2, 200)
 	sec.intro = fmt.Sprintf("Two servers on the embedded store in one process, the trail on (`--audit=on`: each response waits until its "+
-		"AuditEvent is durable; events of concurrent requests share one insert) and off. Per operation %d requests at concurrency %d, "+
+		"AuditEvent is durable in the trail's journal, one fdatasync shared by concurrent requests; the journal is moved to the store "+
+		"in batches) and off. Per operation %d requests at concurrency %d, "+
 		"over loopback HTTP: `POST /fhir/Patient`, `GET /fhir/Patient/{id}`, `PUT /fhir/Patient/{id}`, `DELETE /fhir/Patient/{id}`.", n, b.c.conc)
 	// Seed ids to read and update.
 	ids := map[string][]string{}
