@@ -8,14 +8,16 @@
 // request before it does any work (a bounded number of requests may wait
 // for their events to be stored; beyond that a request waits for room and
 // is refused with 503 and Retry-After when its wait ends), and the
-// request's response is sent only after [Ticket.Commit] has stored its
-// events durably. Events of concurrent requests are stored together by one
-// writer (group commit), so one store write carries many events. An event
-// that cannot be stored fails its request (503); nothing is dropped.
-// Events are stored like any resource through a [Writer] (usually a
-// [BatchWriter] inserting many at once) and are read back through FHIR
-// search, which package auth grants only to scopes naming AuditEvent
-// explicitly (system/AuditEvent.rs, user/AuditEvent.rs).
+// request's response is sent only after [Ticket.Commit] has made its
+// events durable. Events of concurrent requests are made durable together
+// by one writer (group commit): appended to a local journal and synced
+// (then moved to the store in batches, and stored at the next start after
+// a crash), or, without a journal, written to the store directly. An
+// event that cannot be made durable fails its request (503); nothing is
+// dropped. Events are stored like any resource through a [Writer], each
+// with an id assigned once so that a replay stores it once, and are read
+// back through FHIR search, which package auth grants only to scopes
+// naming AuditEvent explicitly (system/AuditEvent.rs, user/AuditEvent.rs).
 //
 // It must not put resource content, search parameter values, request
 // bodies, Diagnostics or tokens into events or logs; it keeps no
