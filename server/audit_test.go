@@ -1,10 +1,10 @@
 package server_test
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/casefhir/casefhir/fhir/codec"
 	"github.com/casefhir/casefhir/fhir/outcome"
@@ -21,19 +21,16 @@ func TestAuditTrail(t *testing.T) {
 	wantStatus(t, s.Do(t, "GET", "Patient?family=Chalmers", nil), 200)
 	wantStatus(t, s.Do(t, "GET", "metadata", nil), 200)
 
-	var body string
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		r := s.Do(t, "GET", "AuditEvent?_count=100", nil)
-		wantStatus(t, r, 200)
-		if e, _ := r.JSON()["entry"].([]any); len(e) >= 3 {
-			body = string(r.Body)
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
+	// The events are durable before the responses are sent; flushing
+	// moves them from the trail's journal into the store.
+	if err := s.AuditFlush(context.Background()); err != nil {
+		t.Fatal(err)
 	}
-	if body == "" {
-		t.Fatal("fewer than 3 AuditEvents recorded for create, read and search")
+	r := s.Do(t, "GET", "AuditEvent?_count=100", nil)
+	wantStatus(t, r, 200)
+	body := string(r.Body)
+	if e, _ := r.JSON()["entry"].([]any); len(e) < 3 {
+		t.Fatalf("%d AuditEvents recorded for create, read and search", len(e))
 	}
 	for _, want := range []string{`"code":"create"`, `"code":"read"`, `"code":"search-type"`, "Patient/" + id} {
 		if !strings.Contains(body, want) {
@@ -78,16 +75,12 @@ func TestAuditTrailBundleEntries(t *testing.T) {
 	wantStatus(t, s.Do(t, "POST", "", tx), 200)
 	batch := `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"Patient/audited-tx-1"}}]}`
 	wantStatus(t, s.Do(t, "POST", "", batch), 200)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		body := string(s.Do(t, "GET", "AuditEvent?_count=200", nil).Body)
-		if strings.Contains(body, "Patient/audited-tx-1") && strings.Contains(body, "Organization/audited-tx-2") &&
-			strings.Count(body, "Patient/audited-tx-1") >= 2 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("transaction and batch entries not audited one by one: %.2000s", body)
-		}
-		time.Sleep(50 * time.Millisecond)
+	if err := s.AuditFlush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	body := string(s.Do(t, "GET", "AuditEvent?_count=200", nil).Body)
+	if !strings.Contains(body, "Patient/audited-tx-1") || !strings.Contains(body, "Organization/audited-tx-2") ||
+		strings.Count(body, "Patient/audited-tx-1") < 2 {
+		t.Fatalf("transaction and batch entries not audited one by one: %.2000s", body)
 	}
 }

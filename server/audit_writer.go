@@ -9,7 +9,7 @@ import (
 	"github.com/casefhir/casefhir/fhir/outcome"
 	"github.com/casefhir/casefhir/fhir/search"
 	"github.com/casefhir/casefhir/fhir/store"
-	"github.com/casefhir/casefhir/server/interaction"
+	"github.com/casefhir/casefhir/server/auth/audit"
 )
 
 // bulkInserter is a store that can insert many new resources at once.
@@ -27,39 +27,43 @@ type auditWriter struct {
 	now      func() time.Time
 }
 
-// WriteAuditEvent implements audit.Writer.
-func (w auditWriter) WriteAuditEvent(ctx context.Context, resource []byte) error {
-	return w.WriteAuditEvents(ctx, [][]byte{resource})
-}
-
-// WriteAuditEvents implements audit.BatchWriter.
-func (w auditWriter) WriteAuditEvents(ctx context.Context, resources [][]byte) error {
+// WriteAuditEvents implements audit.Writer. A record already stored (a
+// journal replayed after a crash) is skipped.
+func (w auditWriter) WriteAuditEvents(ctx context.Context, recs []audit.Record) error {
 	lu := w.now().UTC().Truncate(time.Millisecond)
-	rs := make([]*store.Resource, 0, len(resources))
-	for _, body := range resources {
-		body = bytes.TrimSpace(body)
-		if len(body) < 2 || body[0] != '{' {
+	rs := make([]*store.Resource, 0, len(recs))
+	for _, rec := range recs {
+		body := bytes.TrimSpace(rec.Body)
+		if len(body) < 2 || body[0] != '{' || !fhir.IsValidID(rec.ID) {
 			return outcome.New(outcome.Exception, "malformed audit event").WithOp("server.auditWriter")
 		}
-		id := interaction.NewUUID()
 		var b bytes.Buffer
 		b.Grow(len(body) + 128)
-		b.WriteString(`{"id":"` + id + `","meta":{"versionId":"1","lastUpdated":"` + fhir.FormatInstant(lu) + `"},`)
+		b.WriteString(`{"id":"` + rec.ID + `","meta":{"versionId":"1","lastUpdated":"` + fhir.FormatInstant(lu) + `"},`)
 		b.Write(body[1:])
 		js := b.Bytes()
 		idx, err := w.registry.Extract("AuditEvent", js)
 		if err != nil {
 			return err
 		}
-		rs = append(rs, &store.Resource{Type: "AuditEvent", ID: id, VersionID: 1, LastUpdated: lu, JSON: js, Index: idx})
+		rs = append(rs, &store.Resource{Type: "AuditEvent", ID: rec.ID, VersionID: 1, LastUpdated: lu, JSON: js, Index: idx})
 	}
 	if bi, ok := w.store.(bulkInserter); ok {
-		return bi.InsertMany(ctx, rs)
+		err := bi.InsertMany(ctx, rs)
+		if err == nil || !alreadyStored(err) {
+			return err
+		}
+		// Some were stored before: store the others one by one.
 	}
 	for _, r := range rs {
-		if err := w.store.Create(ctx, r); err != nil {
+		if err := w.store.Create(ctx, r); err != nil && !alreadyStored(err) {
 			return err
 		}
 	}
 	return nil
+}
+
+// alreadyStored reports whether err says a resource exists already.
+func alreadyStored(err error) bool {
+	return outcome.Is(err, outcome.Duplicate) || outcome.Is(err, outcome.Conflict)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/casefhir/casefhir/fhir/store"
 	"github.com/casefhir/casefhir/server/bulk"
 	"github.com/casefhir/casefhir/server/interaction"
+	"github.com/casefhir/casefhir/server/middleware"
 )
 
 // Bulk Data endpoints below the FHIR base that are not FHIR interactions
@@ -100,7 +101,7 @@ func (s *Server) bulkAccess(c *gin.Context) (interaction.Access, bool) {
 		return nil, false
 	}
 	if acc != nil {
-		c.Set("casefhir.subject", acc.Subject())
+		middleware.SetSubject(c.Request.Context(), acc.Subject())
 	}
 	return acc, true
 }

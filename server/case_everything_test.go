@@ -23,6 +23,28 @@ func bundleKeys(m map[string]any) []string {
 	return out
 }
 
+// pageAll follows the next links from first and returns the keys of every
+// page's entries, checking no page has more than size.
+func pageAll(t *testing.T, s *servertest.Server, first string, size int) []string {
+	t.Helper()
+	var keys []string
+	next := first
+	for pages := 0; next != ""; pages++ {
+		if pages > 20 {
+			t.Fatal("too many pages")
+		}
+		r := s.Do(t, "GET", next, nil)
+		wantStatus(t, r, 200)
+		pm := r.JSON()
+		if n := len(bundleKeys(pm)); n > size {
+			t.Fatalf("page of %d", n)
+		}
+		keys = append(keys, bundleKeys(pm)...)
+		next = bundleLink(pm, "next")
+	}
+	return keys
+}
+
 func bundleLink(m map[string]any, rel string) string {
 	for _, l := range caseList(m["link"]) {
 		if lm := l.(map[string]any); lm["relation"] == rel {
@@ -112,21 +134,7 @@ func TestCaseEverything(t *testing.T) {
 	}
 
 	// Paging: every entry exactly once across the next links.
-	var paged []string
-	next := "EpisodeOfCare/" + id + "/$everything?_count=5"
-	for pages := 0; next != ""; pages++ {
-		if pages > 10 {
-			t.Fatal("too many pages")
-		}
-		r = s.Do(t, "GET", next, nil)
-		wantStatus(t, r, 200)
-		pm := r.JSON()
-		if n := len(bundleKeys(pm)); n > 5 {
-			t.Fatalf("page of %d", n)
-		}
-		paged = append(paged, bundleKeys(pm)...)
-		next = bundleLink(pm, "next")
-	}
+	paged := pageAll(t, s, "EpisodeOfCare/"+id+"/$everything?_count=5", 5)
 	if !slices.Equal(paged, keys) {
 		t.Errorf("paged %v\nwant  %v", paged, keys)
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/casefhir/casefhir/fhir/store"
+	"github.com/casefhir/casefhir/server/auth/audit"
 )
 
 // Auth modes.
@@ -57,6 +58,15 @@ type Config struct {
 
 	// AuditOff disables the AuditEvent trail (on by default).
 	AuditOff bool
+	// AuditQueue bounds the requests between admission to the audit trail
+	// and the storing of their AuditEvents (default 4096); AuditWait is how
+	// long a request waits for room before it is refused with 503 and
+	// Retry-After, before doing any work (default 10 s).
+	AuditQueue int
+	AuditWait  time.Duration
+	// AuditWriter, when set, wraps the writer that stores AuditEvents
+	// (tests use it for a slow or failing store).
+	AuditWriter func(audit.Writer) audit.Writer
 	// EmbeddedSearch is how the embedded store serves searches: "memory"
 	// (default; an in-memory copy of the search values, fast, costs memory)
 	// or "scan" (reads the database for every search; little memory).
@@ -90,6 +100,9 @@ func (c *Config) Defaults() {
 		c.BaseURL = "http://" + c.Addr + "/fhir"
 	}
 	c.BaseURL = strings.TrimSuffix(c.BaseURL, "/")
+	if c.AuditWait <= 0 {
+		c.AuditWait = 10 * time.Second
+	}
 	if c.Database == "" {
 		c.Database = "casefhir"
 	}

@@ -25,11 +25,7 @@ func (s *Server) routes() *gin.Engine {
 	e.RedirectFixedPath = false
 	e.UseRawPath = true
 	e.Use(middleware.RequestID(),
-		middleware.AccessLog(s.log, func(c *gin.Context) string {
-			v, _ := c.Get("casefhir.subject")
-			str, _ := v.(string)
-			return str
-		}),
+		middleware.AccessLog(s.log),
 		middleware.Recover(s.log, s.render))
 
 	e.GET("/healthz", func(c *gin.Context) {
@@ -70,7 +66,7 @@ func (s *Server) routes() *gin.Engine {
 			c.Redirect(http.StatusMovedPermanently, s.appPath)
 		})
 	}
-	fhirGroup := e.Group("/fhir", middleware.CORS(), middleware.BodyLimit(s.cfg.MaxBodyBytes, s.render), middleware.Negotiate(s.render))
+	fhirGroup := e.Group("/fhir", middleware.CORS(), middleware.BodyLimit(s.cfg.MaxBodyBytes, s.render), middleware.Negotiate(s.render, binaryContent))
 	fhirGroup.Any("", s.serveFHIR)
 	fhirGroup.Any("/*path", func(c *gin.Context) {
 		// Gin cannot route /fhir/.well-known beside the catch-all.
@@ -103,32 +99,49 @@ func (s *Server) serveFHIR(c *gin.Context) {
 			kind = "operation:" + req.Operation
 		}
 	}
-	var handlerErr error
 	defer func() {
 		st := c.Writer.Status()
 		s.metrics.Inc("casefhir_http_requests_total", "interaction", kind, "code", http.StatusText(st))
 		s.metrics.Observe("casefhir_http_request_duration_seconds", time.Since(start), "interaction", kind)
-		s.recordAudit(c, req, st, handlerErr, start)
 	}()
 	if err != nil {
 		s.render(c, err)
 		return
 	}
-	// The CapabilityStatement is public: no token needed, one sent is ignored.
-	if req.Kind != interaction.KindCapabilities {
-		acc, err := s.access.authenticate(c)
+	ctx := c.Request.Context()
+	// A request that reads or changes data is admitted to the audit trail
+	// before it does any work (503 when the trail has no room in time).
+	var ticket *audit.Ticket
+	if s.audit != nil && !req.Public() {
+		actx, cancel := context.WithTimeout(ctx, s.cfg.AuditWait)
+		ticket, err = s.audit.Admit(actx)
+		cancel()
 		if err != nil {
 			s.render(c, err)
 			return
 		}
-		req.Access = acc
-		if acc != nil {
-			c.Set("casefhir.subject", acc.Subject())
+		defer ticket.Release()
+		req.ObserveEntry = func(entry *interaction.Request, status int, err error) {
+			s.auditEntry(ctx, ticket, entry, status, err)
 		}
 	}
-	resp, err := s.handler.Do(c.Request.Context(), req)
+	resp, err := s.handle(c, req)
+	status := 0
+	switch {
+	case err != nil:
+		status = outcome.StatusOf(err)
+	default:
+		status = resp.Status
+	}
+	if ticket != nil {
+		// The response is sent only once its AuditEvents are durable.
+		s.auditRequest(c, ticket, req, status, err, start)
+		if cerr := ticket.Commit(ctx); cerr != nil {
+			s.render(c, cerr)
+			return
+		}
+	}
 	if err != nil {
-		handlerErr = err
 		s.render(c, err)
 		return
 	}
@@ -138,39 +151,70 @@ func (s *Server) serveFHIR(c *gin.Context) {
 	s.write(c, resp)
 }
 
+// handle authenticates req (except for the public CapabilityStatement and
+// $versions: no token needed, one sent is ignored) and runs it.
+func (s *Server) handle(c *gin.Context, req *interaction.Request) (*interaction.Response, error) {
+	if !req.Public() {
+		acc, err := s.access.authenticate(c)
+		if err != nil {
+			return nil, err
+		}
+		req.Access = acc
+		if acc != nil {
+			middleware.SetSubject(c.Request.Context(), acc.Subject())
+		}
+	}
+	return s.handler.Do(c.Request.Context(), req)
+}
+
 // smartDocument returns the SMART configuration document.
 func (s *Server) smartDocument() []byte {
 	return s.smartDoc
 }
 
-// recordAudit leaves an AuditEvent for a request that read or changed
-// data (not for the public CapabilityStatement). It never blocks.
-func (s *Server) recordAudit(c *gin.Context, req *interaction.Request, status int, err error, start time.Time) {
-	if s.audit == nil || req == nil || req.Kind == interaction.KindCapabilities {
-		return
-	}
-	p := auth.Unrestricted()
-	if pa, ok := req.Access.(principalAccess); ok {
-		p = pa.p
-	}
-	e := audit.FromRequest(req, p, status, err, start, time.Now())
+// auditRequest adds the AuditEvent of a request that read or changed data
+// (not of the public CapabilityStatement) to its ticket.
+func (s *Server) auditRequest(c *gin.Context, t *audit.Ticket, req *interaction.Request, status int, err error, start time.Time) {
+	e := audit.FromRequest(req, principalOf(req), status, err, start, time.Now())
 	e.SourceAddress = c.ClientIP()
 	e.RequestID = middleware.RequestIDFrom(c.Request.Context())
-	s.audit.Record(e)
+	t.Add(e)
 }
 
-// auditEntry leaves an AuditEvent for one batch or transaction entry (the
-// Bundle request itself is audited by recordAudit).
-func (s *Server) auditEntry(ctx context.Context, entry *interaction.Request, status int, err error) {
-	if s.audit == nil {
-		return
-	}
-	p := auth.Unrestricted()
-	if pa, ok := entry.Access.(principalAccess); ok {
-		p = pa.p
-	}
+// auditEntry adds the AuditEvent of one batch or transaction entry to the
+// Bundle request's ticket.
+func (s *Server) auditEntry(ctx context.Context, t *audit.Ticket, entry *interaction.Request, status int, err error) {
 	now := time.Now()
-	e := audit.FromRequest(entry, p, status, err, now, now)
+	e := audit.FromRequest(entry, principalOf(entry), status, err, now, now)
 	e.RequestID = middleware.RequestIDFrom(ctx)
-	s.audit.Record(e)
+	t.Add(e)
+}
+
+// principalOf returns the token principal of a request (unrestricted when
+// auth is off).
+func principalOf(req *interaction.Request) *auth.Principal {
+	if pa, ok := req.Access.(principalAccess); ok {
+		return pa.p
+	}
+	return auth.Unrestricted()
+}
+
+// binaryContent reports whether c may carry or ask for a Binary's own
+// content (https://hl7.org/fhir/R4/binary.html#rest): a create, update,
+// read or vread of a Binary, whatever its media type.
+func binaryContent(c *gin.Context) bool {
+	rest, ok := strings.CutPrefix(c.Request.URL.Path, "/fhir/Binary")
+	if !ok || (rest != "" && rest[0] != '/') {
+		return false
+	}
+	n := strings.Count(strings.Trim(rest, "/"), "/")
+	switch c.Request.Method {
+	case http.MethodPost:
+		return strings.Trim(rest, "/") == ""
+	case http.MethodPut:
+		return n == 0 && strings.Trim(rest, "/") != ""
+	case http.MethodGet, http.MethodHead:
+		return strings.Trim(rest, "/") != "" && (n == 0 || (n == 2 && strings.Contains(rest, "/_history/")))
+	}
+	return false
 }

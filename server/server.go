@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -82,10 +83,19 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	if !s.cfg.AuditOff {
-		rec, err := audit.NewRecorder(audit.Options{
-			Writer: auditWriter{store: s.base, registry: s.registry, now: time.Now},
-			Site:   s.cfg.BaseURL, Logger: s.log,
-		})
+		var w audit.Writer = auditWriter{store: s.base, registry: s.registry, now: time.Now}
+		if s.cfg.AuditWriter != nil {
+			w = s.cfg.AuditWriter(w)
+		}
+		// The embedded store keeps the trail's durable queue beside its
+		// data (one process owns it); on MongoDB each group of events is
+		// inserted before its requests are answered.
+		journal := ""
+		if s.cfg.MongoURI == "" {
+			journal = filepath.Join(s.cfg.DataDir, "audit-journal")
+		}
+		rec, err := audit.NewRecorder(audit.Options{Writer: w, Site: s.cfg.BaseURL, Logger: s.log,
+			QueueSize: s.cfg.AuditQueue, JournalDir: journal})
 		if err != nil {
 			return nil, fmt.Errorf("audit: %v", err)
 		}
@@ -263,8 +273,17 @@ func (s *Server) fhirRequest(c *gin.Context, path string) (*interaction.Request,
 	}
 	q := c.Request.URL.Query()
 	var body []byte
+	rawBinary := route.Type == "Binary" && (route.Kind == interaction.KindCreate || route.Kind == interaction.KindUpdate) &&
+		!interaction.IsFHIRMediaType(c.GetHeader("Content-Type"))
 	if c.Request.Body != nil && (c.Request.Method == http.MethodPost || c.Request.Method == http.MethodPut || c.Request.Method == http.MethodPatch) {
-		body, err = io.ReadAll(c.Request.Body)
+		if rawBinary {
+			// A document in its own media type becomes a Binary
+			// (https://hl7.org/fhir/R4/binary.html#rest), encoded as it is
+			// read; --max-body bounds it.
+			body, err = interaction.BinaryFromRaw(c.Request.Body, c.GetHeader("Content-Type"), route.ID, c.GetHeader("X-Security-Context"))
+		} else {
+			body, err = io.ReadAll(c.Request.Body)
+		}
 		if err != nil {
 			if e, ok := middleware.IsTooLarge(err); ok {
 				return nil, e
@@ -287,10 +306,13 @@ func (s *Server) fhirRequest(c *gin.Context, path string) (*interaction.Request,
 		body = nil
 	}
 	hdr := http.Header{}
-	for _, k := range []string{"If-Match", "If-None-Match", "If-Modified-Since", "If-None-Exist", "Prefer", "Content-Type"} {
+	for _, k := range []string{"If-Match", "If-None-Match", "If-Modified-Since", "If-None-Exist", "Prefer", "Content-Type", "Accept"} {
 		if v := c.GetHeader(k); v != "" {
 			hdr.Set(k, v)
 		}
+	}
+	if rawBinary {
+		hdr.Set("Content-Type", "application/fhir+json")
 	}
 	return &interaction.Request{Route: route, Method: c.Request.Method, Query: q, Header: hdr, Body: body,
 		BaseURL: s.cfg.BaseURL}, nil
@@ -315,4 +337,21 @@ func (s *Server) openApp() error {
 	// add a path prefix); links and cookies use the public URL's path.
 	s.app, s.appPath = a, "/app/"
 	return nil
+}
+
+// AuditFlush waits until every acknowledged request's AuditEvent is in
+// the store (not only in the trail's durable queue).
+func (s *Server) AuditFlush(ctx context.Context) error {
+	if s.audit == nil {
+		return nil
+	}
+	return s.audit.Flush(ctx)
+}
+
+// AuditStats returns the audit trail's counters (zero when it is off).
+func (s *Server) AuditStats() audit.Stats {
+	if s.audit == nil {
+		return audit.Stats{}
+	}
+	return s.audit.Stats()
 }

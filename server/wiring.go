@@ -33,13 +33,14 @@ func (s *Server) buildHandler(ctx context.Context, c *codec.Codec) error {
 		Transaction:      interaction.Transaction,
 		Operations:       map[string]interaction.Operation{},
 	}
+	opts.Operations["versions"] = interaction.Versions
+	opts.Operations["Patient/everything"] = interaction.PatientEverything
 	cases := &interaction.CaseRules{Registry: reg, Base: s.cfg.BaseURL}
 	opts.Hooks = append(opts.Hooks, cases.Hook)
 	maps.Copy(opts.Operations, cases.Operations())
 	if err := s.openBulk(ctx, &opts); err != nil {
 		return err
 	}
-	opts.ObserveEntry = s.auditEntry
 	// The cursor key lives in the database, so every instance sharing the
 	// store accepts the others' paging cursors.
 	js, _ := s.store.(store.JobStore)
@@ -96,6 +97,13 @@ func (s *Server) capabilityInput(o interaction.Options) conformance.CapabilityIn
 		m := s.verifier.Metadata()
 		in.Security = &conformance.SecurityInfo{Authorize: m.AuthorizationEndpoint, Token: m.TokenEndpoint,
 			Revoke: m.RevocationEndpoint, Introspect: m.IntrospectionEndpoint, Register: m.RegistrationEndpoint}
+	}
+	in.SystemOperations = append(in.SystemOperations, conformance.OperationRef{Name: "versions",
+		Definition: "http://hl7.org/fhir/OperationDefinition/CapabilityStatement-versions"})
+	if tc, ok := in.Types["Patient"]; ok {
+		tc.Operations = append(tc.Operations, conformance.OperationRef{Name: "everything",
+			Definition: "http://hl7.org/fhir/OperationDefinition/Patient-everything"})
+		in.Types["Patient"] = tc
 	}
 	s.bulkCapabilities(&in)
 	for typ, ops := range conformance.CaseOperations() {

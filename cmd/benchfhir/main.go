@@ -31,13 +31,14 @@ type config struct {
 	calibrate bool
 	export    bool
 	audit     bool
+	only      []string
 }
 
 func run(ctx context.Context, args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("benchfhir", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var c config
-	var sizes string
+	var sizes, only string
 	fs.StringVar(&c.out, "out", "docs/benchmarks.md", "Markdown file to write")
 	fs.StringVar(&c.dir, "dir", "", "working directory for the data (default: a temporary directory, removed afterwards)")
 	fs.DurationVar(&c.budget, "budget", 9*time.Minute, "hard time budget for all measurements")
@@ -49,10 +50,12 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	fs.IntVar(&c.exportMin, "export-min", 100000, "resources the export scenario needs (topped up if fewer are stored)")
 	fs.BoolVar(&c.export, "export", false, "include the bulk export scenario (slow on the embedded store)")
 	fs.BoolVar(&c.audit, "audit", false, "run the server with its AuditEvent trail on (off measures the FHIR path alone)")
+	fs.StringVar(&only, "only", "", "comma-separated scenarios to run (scaling, read, create, transaction, export, everything, calibration, audit); default all")
 	fs.BoolVar(&c.calibrate, "calibrate", true, "run mongostore's driver-vs-store benchmarks as a calibration step")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	c.only = splitComma(only)
 	var err error
 	if c.sizes, err = parseSizes(sizes); err != nil {
 		fmt.Fprintf(stderr, "benchfhir: -sizes: %v\n", err)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"time"
 )
 
@@ -32,7 +33,7 @@ func measure(ctx context.Context, c config, logw io.Writer) (*report, error) {
 		rep.setup = append(rep.setup, "Server: AuditEvent trail on (`--audit=on`): every request also queues an AuditEvent, written in batches.")
 	} else {
 		rep.setup = append(rep.setup, "Server: AuditEvent trail off (`-audit` turns it on): the figures are the FHIR path alone. "+
-			"The trail's own cost is measured by `TestAuditCost` (server package) with the trail on and off on the same data.")
+			"The trail's own cost is the audit section, with two servers (trail on and off) in the same run.")
 	}
 	rep.setup = append(rep.setup, "Backend: FerretDB v1 (SQLite) started in this process as the MongoDB-wire stand-in; the server "+
 		"reaches it through mongostore over the MongoDB wire. Baseline: a direct store client on the same database and collections.")
@@ -40,7 +41,7 @@ func measure(ctx context.Context, c config, logw io.Writer) (*report, error) {
 	if err != nil {
 		return rep, err
 	}
-	b := &bench{c: c, e: e, caps: caps, logf: logf, seed: &seeder{e: e}}
+	b := &bench{c: c, e: e, caps: caps, logf: logf, seed: &seeder{e: e}, dir: dir}
 	scenarios := []struct {
 		name string
 		fn   func(context.Context) (*section, error)
@@ -53,9 +54,13 @@ func measure(ctx context.Context, c config, logw io.Writer) (*report, error) {
 		{"export", b.export},
 		{"everything", b.everything},
 		{"calibration", b.calibration},
+		{"audit", b.auditOnOff},
 	}
 	var firstErr error
 	for _, s := range scenarios {
+		if len(c.only) > 0 && !slices.Contains(c.only, s.name) {
+			continue
+		}
 		t0 := time.Now()
 		logf("%s...", s.name)
 		sec, err := s.fn(ctx)
@@ -91,6 +96,8 @@ type bench struct {
 	caps capabilities
 	logf func(string, ...any)
 	seed *seeder
+	// dir is the working directory.
+	dir string
 	// extra holds further sections a scenario produced.
 	extra []*section
 }

@@ -1,11 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -29,24 +29,52 @@ func buildBinary(t *testing.T) string {
 	return bin
 }
 
-func freeAddr(t *testing.T) string {
+// startServe runs `casefhir serve` on a port the kernel picks (never one
+// chosen in advance), reads the address from its "listening" log line and
+// waits until /readyz answers. It returns the command and the address.
+func startServe(t *testing.T, bin, dir string) (*exec.Cmd, string) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	cmd := exec.Command(bin, "serve", "--auth=off", "--addr", "127.0.0.1:0", "--data-dir", dir,
+		"--log-level", "info", "--log-format", "text")
+	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// startServe runs `casefhir serve` and waits until /readyz answers.
-func startServe(t *testing.T, bin, addr, dir string) *exec.Cmd {
-	t.Helper()
-	cmd := exec.Command(bin, "serve", "--auth=off", "--addr", addr, "--data-dir", dir, "--log-level", "warn")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
+	}
+	addrc := make(chan string, 1)
+	var mu sync.Mutex
+	var tail []string
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Text()
+			if strings.Contains(line, `msg="casefhir listening"`) {
+				for _, f := range strings.Fields(line) {
+					if a, ok := strings.CutPrefix(f, "addr="); ok {
+						addrc <- a
+					}
+				}
+			}
+			mu.Lock()
+			if tail = append(tail, line); len(tail) > 20 {
+				tail = tail[1:]
+			}
+			mu.Unlock()
+		}
+	}()
+	fail := func(msg string) {
+		_ = cmd.Process.Kill()
+		mu.Lock()
+		defer mu.Unlock()
+		t.Fatalf("%s: %s", msg, strings.Join(tail, "\n"))
+	}
+	var addr string
+	select {
+	case addr = <-addrc:
+	case <-time.After(60 * time.Second):
+		fail("server did not log its address")
 	}
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
@@ -54,15 +82,33 @@ func startServe(t *testing.T, bin, addr, dir string) *exec.Cmd {
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return cmd
+				return cmd, addr
 			}
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	_ = cmd.Process.Kill()
-	t.Fatalf("server did not become ready: %s", stderr.String())
-	return nil
+	fail("server did not become ready")
+	return nil, ""
 }
+
+// killAndRestart kills cmd with SIGKILL after wait, stops the load
+// (cancel, then waits for its workers), and starts a new server on dir,
+// stopped when the test ends. It returns the new server's address.
+func killAndRestart(t *testing.T, cmd *exec.Cmd, wait time.Duration, cancel context.CancelFunc, wg *sync.WaitGroup, bin, dir string) string {
+	t.Helper()
+	time.Sleep(wait)
+	_ = cmd.Process.Signal(syscall.SIGKILL)
+	_ = cmd.Wait()
+	cancel()
+	wg.Wait()
+	cmd2, addr2 := startServe(t, bin, dir)
+	t.Cleanup(func() { _ = cmd2.Process.Signal(syscall.SIGTERM); _ = cmd2.Wait() })
+	return addr2
+}
+
+// unbound is the host:port of the default base URL of a server started on
+// port 0 (its Location headers name it).
+const unbound = "127.0.0.1:0"
 
 // TestCrashLosesNoAcknowledgedWrite kills a server under create load with
 // SIGKILL; after a restart every create that was answered 201 is readable
@@ -73,8 +119,7 @@ func TestCrashLosesNoAcknowledgedWrite(t *testing.T) {
 	}
 	bin := buildBinary(t)
 	dir := t.TempDir()
-	addr := freeAddr(t)
-	cmd := startServe(t, bin, addr, dir)
+	cmd, addr := startServe(t, bin, dir)
 	base := "http://" + addr + "/fhir"
 
 	var mu sync.Mutex
@@ -104,20 +149,12 @@ func TestCrashLosesNoAcknowledgedWrite(t *testing.T) {
 			}
 		}(w)
 	}
-	time.Sleep(1500 * time.Millisecond)
-	_ = cmd.Process.Signal(syscall.SIGKILL)
-	_ = cmd.Wait()
-	cancel()
-	wg.Wait()
+	addr2 := killAndRestart(t, cmd, 1500*time.Millisecond, cancel, &wg, bin, dir)
 	if len(acked) < 20 {
 		t.Fatalf("only %d creates acknowledged before the kill", len(acked))
 	}
-
-	addr2 := freeAddr(t)
-	cmd2 := startServe(t, bin, addr2, dir)
-	defer func() { _ = cmd2.Process.Signal(syscall.SIGTERM); _ = cmd2.Wait() }()
 	for loc, fam := range acked {
-		u := strings.Replace(loc, addr, addr2, 1)
+		u := strings.Replace(loc, unbound, addr2, 1)
 		u = u[:strings.Index(u, "/_history/")]
 		resp, err := http.Get(u)
 		if err != nil {
@@ -148,8 +185,7 @@ func TestGracefulShutdown(t *testing.T) {
 		t.Skip("process test")
 	}
 	bin := buildBinary(t)
-	addr := freeAddr(t)
-	cmd := startServe(t, bin, addr, t.TempDir())
+	cmd, _ := startServe(t, bin, t.TempDir())
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -26,8 +25,7 @@ func TestCrashTransactionAllOrNothing(t *testing.T) {
 	const entries, workers = 500, 4
 	bin := buildBinary(t)
 	dir := t.TempDir()
-	addr := freeAddr(t)
-	cmd := startServe(t, bin, addr, dir)
+	cmd, addr := startServe(t, bin, dir)
 	base := "http://" + addr + "/fhir"
 
 	var mu sync.Mutex
@@ -84,15 +82,7 @@ func TestCrashTransactionAllOrNothing(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	time.Sleep(700 * time.Millisecond)
-	_ = cmd.Process.Signal(syscall.SIGKILL)
-	_ = cmd.Wait()
-	cancel()
-	wg.Wait()
-
-	addr2 := freeAddr(t)
-	cmd2 := startServe(t, bin, addr2, dir)
-	defer func() { _ = cmd2.Process.Signal(syscall.SIGTERM); _ = cmd2.Wait() }()
+	addr2 := killAndRestart(t, cmd, 700*time.Millisecond, cancel, &wg, bin, dir)
 	base2 := "http://" + addr2 + "/fhir"
 	whole, absent := 0, 0
 	for _, tag := range sent {

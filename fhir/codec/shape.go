@@ -40,6 +40,8 @@ type typeInfo struct {
 	// choice holds the top-level choice elements by base name ("value" for
 	// value[x]).
 	choice map[string]bool
+	// md describes the type's proto message.
+	md protoreflect.MessageDescriptor
 }
 
 // typeInfos is built on first use and read-only afterwards.
@@ -48,7 +50,7 @@ var typeInfos = sync.OnceValue(func() map[string]*typeInfo {
 	od := (&bcrpb.ContainedResource{}).ProtoReflect().Descriptor().Oneofs().ByName("oneof_resource")
 	for i := 0; i < od.Fields().Len(); i++ {
 		md := od.Fields().Get(i).Message()
-		ti := &typeInfo{mandatory: map[string]bool{}, choice: map[string]bool{}}
+		ti := &typeInfo{mandatory: map[string]bool{}, choice: map[string]bool{}, md: md}
 		fields := md.Fields()
 		for j := 0; j < fields.Len(); j++ {
 			f := fields.Get(j)
@@ -212,9 +214,9 @@ func alwaysKept(name string) bool {
 
 // Summary returns the stored resource shaped for _summary=mode
 // (https://hl7.org/fhir/R4/search.html#summary), working on the JSON bytes
-// only. true keeps the summary elements of the type (see summaryElements)
-// plus id, meta, implicitRules, modifierExtension and the mandatory
-// elements; text keeps id, meta, implicitRules, text and the mandatory
+// only. true keeps the elements the R4 definitions mark Σ, at every level
+// (see summaryJSON), plus id, meta, implicitRules, modifierExtension and
+// the mandatory elements; text keeps id, meta, implicitRules, text and the mandatory
 // elements; data drops text; false returns stored unchanged. Every mode but
 // false adds the SUBSETTED tag to meta.tag. count applies to searches only
 // and is a 400 here, as is an unknown mode.
@@ -236,16 +238,35 @@ func Summary(stored []byte, mode string) ([]byte, error) {
 	typ := resourceType(ms)
 	ti := typeInfos()[typ]
 	var keep func(name string) bool
+	var nested func(name string, value []byte) ([]byte, error)
 	switch mode {
 	case SummaryTrue:
-		sum, known := summaryElements[typ]
+		sum := summaryTables()[typ]
+		if sum == nil {
+			// Not an R4 resource type (the codec stores none): data.
+			keep = func(name string) bool { return name != "text" }
+			break
+		}
 		keep = func(name string) bool {
-			if !known {
-				// No summary table for this type: fall back to data.
-				return name != "text"
-			}
 			return name == "implicitRules" || name == "modifierExtension" ||
-				(ti != nil && ti.mandatory[name]) || sum[name]
+				(ti != nil && ti.mandatory[name]) || sum.kids[name] != nil
+		}
+		var md protoreflect.MessageDescriptor
+		if ti != nil {
+			md = ti.md
+		}
+		nested = func(name string, value []byte) ([]byte, error) {
+			kid := sum.kids[name]
+			if kid == nil || len(kid.kids) == 0 {
+				return value, nil // a datatype or primitive: whole
+			}
+			var sub protoreflect.MessageDescriptor
+			if md != nil {
+				if f := md.Fields().ByJSONName(name); f != nil {
+					sub = f.Message()
+				}
+			}
+			return filterSummary(value, kid, sub)
 		}
 	case SummaryText:
 		keep = func(name string) bool {
@@ -254,7 +275,7 @@ func Summary(stored []byte, mode string) ([]byte, error) {
 	case SummaryData:
 		keep = func(name string) bool { return name != "text" }
 	}
-	return subset(ms, ti, keep)
+	return subsetWith(ms, ti, keep, nested)
 }
 
 // Elements returns the stored resource with only the listed top-level
@@ -285,6 +306,12 @@ func Elements(stored []byte, elements []string) ([]byte, error) {
 // subset writes the members whose element keep accepts (and those always
 // kept), in their stored order, with SUBSETTED added to meta.tag.
 func subset(ms []member, ti *typeInfo, keep func(string) bool) ([]byte, error) {
+	return subsetWith(ms, ti, keep, nil)
+}
+
+// subsetWith is subset with nested, when set, reshaping each kept
+// member's value by its element name.
+func subsetWith(ms []member, ti *typeInfo, keep func(string) bool, nested func(name string, value []byte) ([]byte, error)) ([]byte, error) {
 	size := 2
 	for _, m := range ms {
 		size += len(m.key) + len(m.value) + 4
@@ -316,9 +343,20 @@ func subset(ms []member, ti *typeInfo, keep func(string) bool) ([]byte, error) {
 		if !alwaysKept(m.key) && !keep(name) {
 			continue
 		}
+		value := m.value
+		if nested != nil && !alwaysKept(m.key) && m.key[0] != '_' {
+			v, err := nested(name, value)
+			if err != nil {
+				return nil, err
+			}
+			if v == nil {
+				continue // nothing of the element is in the summary
+			}
+			value = v
+		}
 		sep()
 		writeKey(&buf, m.key)
-		buf.Write(m.value)
+		buf.Write(value)
 	}
 	if !hasMeta {
 		sep()

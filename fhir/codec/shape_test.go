@@ -1,6 +1,7 @@
 package codec
 
 import (
+	"bytes"
 	"encoding/json"
 	bcrpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/bundle_and_contained_resource_go_proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -193,21 +194,45 @@ func TestPretty(t *testing.T) {
 	}
 }
 
-// TestSummaryTableNames checks every name in the summary table is a
-// top-level element (or choice base) of its type.
+// TestSummaryTableNames checks every path of the embedded Σ table names
+// an element of its type (a choice by its base), level by level.
 func TestSummaryTableNames(t *testing.T) {
-	for typ, names := range summaryElements {
-		ti := typeInfos()[typ]
-		if ti == nil {
+	var check func(path string, n *sumNode, md protoreflect.MessageDescriptor)
+	check = func(path string, n *sumNode, md protoreflect.MessageDescriptor) {
+		for name, kid := range n.kids {
+			f := md.Fields().ByJSONName(name)
+			if f == nil {
+				t.Errorf("%s.%s is not an element", path, name)
+				continue
+			}
+			if len(kid.kids) > 0 && f.Message() != nil {
+				check(path+"."+name, kid, f.Message())
+			}
+		}
+	}
+	tables := summaryTables()
+	if len(tables) != 146 {
+		t.Errorf("%d types in the summary table, want 146", len(tables))
+	}
+	for typ, root := range tables {
+		md := descriptorOf(typ)
+		if md == nil {
 			t.Errorf("unknown type %s", typ)
 			continue
 		}
-		md := descriptorOf(typ)
-		for n := range names {
-			if md.Fields().ByJSONName(n) == nil {
-				t.Errorf("%s.%s is not an element", typ, n)
-			}
-		}
+		check(typ, root, md)
+	}
+}
+
+// TestSummaryTableIsTheSharedOne: the embedded copy equals the shared
+// definitions (when they are checked out beside the repository).
+func TestSummaryTableIsTheSharedOne(t *testing.T) {
+	shared, err := os.ReadFile("../../../shared/fhir-r4/definitions/summary-elements.json")
+	if err != nil {
+		t.Skipf("shared definitions not available: %v", err)
+	}
+	if !bytes.Equal(shared, summaryJSON) {
+		t.Error("fhir/codec/summary_elements.json differs from ../shared/fhir-r4/definitions/summary-elements.json")
 	}
 }
 
@@ -243,4 +268,40 @@ func descriptorOf(typ string) protoreflect.MessageDescriptor {
 		}
 	}
 	return nil
+}
+
+// TestSummaryNested: _summary=true keeps exactly the Σ elements of a type
+// outside the old hand-kept table, nested levels included.
+func TestSummaryNested(t *testing.T) {
+	stored := []byte(`{"resourceType":"Coverage","id":"c1","meta":{"versionId":"1"},"text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">x</div>"},` +
+		`"status":"active","beneficiary":{"reference":"Patient/p"},"payor":[{"reference":"Organization/o"}],"subrogation":true,` +
+		`"class":[{"type":{"text":"group"},"value":"G1","name":"Group 1","extension":[{"url":"http://x","valueString":"y"}]}],` +
+		`"costToBeneficiary":[{"type":{"text":"copay"},"valueMoney":{"value":5,"currency":"EUR"},"exception":[{"type":{"text":"t"},"period":{"start":"2020"}}]}],` +
+		`"contract":[{"reference":"Contract/k"}]}`)
+	out, err := Summary(stored, SummaryTrue)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatal(err)
+	}
+	for _, gone := range []string{"text", "subrogation", "contract"} {
+		if _, ok := got[gone]; ok {
+			t.Errorf("%s kept: %s", gone, out)
+		}
+	}
+	for _, kept := range []string{"status", "beneficiary", "payor", "class", "costToBeneficiary"} {
+		if _, ok := got[kept]; !ok {
+			t.Errorf("%s dropped: %s", kept, out)
+		}
+	}
+	class := got["class"].([]any)[0].(map[string]any)
+	if _, ok := class["extension"]; ok || class["value"] != "G1" || class["name"] != "Group 1" {
+		t.Errorf("class not reduced to its Σ elements: %v", class)
+	}
+	cost := got["costToBeneficiary"].([]any)[0].(map[string]any)
+	if cost["valueMoney"] == nil || cost["exception"] == nil {
+		t.Errorf("costToBeneficiary lost Σ elements: %v", cost)
+	}
 }

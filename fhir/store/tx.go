@@ -24,7 +24,7 @@ type Write struct {
 // Each resource may appear at most once in writes. When a Prev is no longer
 // current (a concurrent write won) or a create's resource already exists,
 // Apply fails with outcome.Conflict and writes nothing visible; the error's
-// Diagnostics names the resource ("Type/id"). Concurrent Apply calls and
+// cause is a *ConflictError naming the resource (see ConflictKey). Concurrent Apply calls and
 // single writes on the same resources never lose an update.
 type Transactional interface {
 	Apply(ctx context.Context, writes []Write) error

@@ -35,9 +35,18 @@ type bundleEntry struct {
 // TransactionFunc runs a transaction Bundle (see transaction.go).
 type TransactionFunc func(ctx context.Context, h *Handler, r *Request, b *BundleIn) (*Response, error)
 
+// BundleType is the type of a Bundle posted to the base.
+type BundleType string
+
+// The Bundle types the base accepts.
+const (
+	BundleBatch       BundleType = "batch"
+	BundleTransaction BundleType = "transaction"
+)
+
 // BundleIn is a parsed batch or transaction Bundle.
 type BundleIn struct {
-	Type    string
+	Type    BundleType
 	Entries []*EntryIn
 }
 
@@ -58,9 +67,9 @@ func (h *Handler) Bundle(ctx context.Context, r *Request) (*Response, error) {
 		return nil, err
 	}
 	switch b.Type {
-	case "batch":
+	case BundleBatch:
 		return h.Batch(ctx, r, b)
-	case "transaction":
+	case BundleTransaction:
 		if h.o.Transaction == nil {
 			return nil, outcome.New(outcome.NotSupported, "transactions are not supported")
 		}
@@ -85,7 +94,7 @@ func (h *Handler) ParseBundle(r *Request) (*BundleIn, error) {
 		return nil, outcome.Errorf(outcome.TooCostly, "the Bundle has more than %d entries", h.o.MaxBundleEntries).
 			WithStatus(http.StatusRequestEntityTooLarge)
 	}
-	out := &BundleIn{Type: in.Type}
+	out := &BundleIn{Type: BundleType(in.Type)}
 	for i, e := range in.Entry {
 		ei := &EntryIn{Index: i, FullURL: e.FullURL}
 		out.Entries = append(out.Entries, ei)
@@ -109,7 +118,7 @@ func (h *Handler) ParseBundle(r *Request) (*BundleIn, error) {
 			ei.Err = err
 			continue
 		}
-		if route.Kind == KindBatch {
+		if route.Kind == KindBundle {
 			ei.Err = outcome.New(outcome.NotSupported, "nested batch or transaction entries are not supported").WithExpression(expr + ".request")
 			continue
 		}
@@ -157,7 +166,7 @@ func (h *Handler) Batch(ctx context.Context, r *Request, b *BundleIn) (*Response
 			e.Req.Body = body
 		}
 		resp, err := h.Do(ctx, e.Req)
-		h.observeEntry(ctx, e.Req, resp, err)
+		observeEntry(r, e.Req, resp, err)
 		if err != nil {
 			bw.Add(ErrorEntry(err))
 			continue

@@ -46,10 +46,17 @@ func (c *CaseRules) readCase(ctx context.Context, h *Handler, r *Request, name s
 	if c.Registry == nil {
 		return nil, outcome.New(outcome.Exception, "case operations need the search registry")
 	}
-	if err := allow(r, ActionRead, "EpisodeOfCare"); err != nil {
+	return readTarget(ctx, h, r)
+}
+
+// readTarget reads the instance an instance-level operation runs on, as
+// a read would: read scope on its type, within the caller's access, and
+// 410 when it was deleted.
+func readTarget(ctx context.Context, h *Handler, r *Request) (*store.Resource, error) {
+	if err := allow(r, ActionRead, r.Type); err != nil {
 		return nil, err
 	}
-	cur, err := h.readVisible(ctx, r, "EpisodeOfCare", r.ID)
+	cur, err := h.readVisible(ctx, r, r.Type, r.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -140,7 +147,8 @@ func fetchKeys(ctx context.Context, h *Handler, keys []string) ([]*store.Resourc
 	return out, nil
 }
 
-// caseQuery holds the common parameters of $everything and $timeline.
+// caseQuery holds the common parameters of the $everything operations and
+// $timeline.
 type caseQuery struct {
 	since time.Time
 	types map[string]bool // nil: all
@@ -148,7 +156,7 @@ type caseQuery struct {
 	skip  int
 }
 
-func (c *CaseRules) parseCaseQuery(h *Handler, r *Request, paged bool) (*caseQuery, error) {
+func parseCaseQuery(h *Handler, r *Request, paged bool) (*caseQuery, error) {
 	q := &caseQuery{}
 	var err error
 	if q.since, err = instantParam(r.Query, "_since"); err != nil {
@@ -204,7 +212,7 @@ func (c *CaseRules) Everything(ctx context.Context, h *Handler, r *Request) (*Re
 	if err != nil {
 		return nil, err
 	}
-	q, err := c.parseCaseQuery(h, r, true)
+	q, err := parseCaseQuery(h, r, true)
 	if err != nil {
 		return nil, err
 	}
@@ -235,27 +243,36 @@ func (c *CaseRules) Everything(ctx context.Context, h *Handler, r *Request) (*Re
 	}
 	slices.SortStableFunc(followed, func(a, b *store.Resource) int { return strings.Compare(a.Key(), b.Key()) })
 
-	type item struct {
-		res  *store.Resource
-		mode string
-	}
-	items := []item{{cur, "match"}}
+	items := []everythingItem{{cur, "match"}}
 	for _, res := range linked {
 		if q.wants(res) {
-			items = append(items, item{res, "match"})
+			items = append(items, everythingItem{res, "match"})
 		}
 	}
 	for _, res := range followed {
 		if q.wants(res) && readable(h, r, res) {
-			items = append(items, item{res, "include"})
+			items = append(items, everythingItem{res, "include"})
 		}
 	}
+	return everythingPage(h, r, q, r.BaseURL+"/EpisodeOfCare/"+r.ID+"/$everything", items)
+}
 
-	self := r.BaseURL + "/EpisodeOfCare/" + r.ID + "/$everything"
+// everythingItem is one resource of an $everything result.
+type everythingItem struct {
+	res  *store.Resource
+	mode string // search mode: match or include
+}
+
+// everythingPage renders the page of items that _count and _offset select
+// as a searchset Bundle with self, previous and next links on self (the
+// operation's URL), the entries shaped by _summary and _elements.
+func everythingPage(h *Handler, r *Request, q *caseQuery, self string, items []everythingItem) (*Response, error) {
 	link := func(offset int) string {
 		v := url.Values{}
-		if !q.since.IsZero() {
-			v.Set("_since", r.Query.Get("_since"))
+		for _, k := range []string{"_since", "_summary", "_elements"} {
+			if x := r.Query.Get(k); x != "" {
+				v.Set(k, x)
+			}
 		}
 		if len(r.Query["_type"]) > 0 {
 			v.Set("_type", strings.Join(r.Query["_type"], ","))
@@ -277,7 +294,11 @@ func (c *CaseRules) Everything(ctx context.Context, h *Handler, r *Request) (*Re
 	}
 	bw := NewBundleWriter("searchset", NewUUID(), fhir.FormatInstant(h.o.Now().UTC()), len(items), links)
 	for _, it := range items[start:end] {
-		bw.Add(Entry{FullURL: r.BaseURL + "/" + it.res.Key(), Resource: it.res.JSON, SearchMode: it.mode})
+		body, err := shape(r, it.res.JSON)
+		if err != nil {
+			return nil, err
+		}
+		bw.Add(Entry{FullURL: r.BaseURL + "/" + it.res.Key(), Resource: body, SearchMode: it.mode})
 	}
 	return &Response{Status: http.StatusOK, Header: http.Header{}, Body: bw.Bytes()}, nil
 }
@@ -295,7 +316,7 @@ func (c *CaseRules) Timeline(ctx context.Context, h *Handler, r *Request) (*Resp
 	if err != nil {
 		return nil, err
 	}
-	q, err := c.parseCaseQuery(h, r, false)
+	q, err := parseCaseQuery(h, r, false)
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/casefhir/casefhir/fhir"
@@ -58,6 +59,11 @@ func (c *CaseRules) Transition(ctx context.Context, h *Handler, r *Request) (*Re
 	if err != nil {
 		return nil, err
 	}
+	if res.Changed {
+		if err := resolveCaseRefs(ctx, h, r, res.Episode); err != nil {
+			return nil, err
+		}
+	}
 	if p.DryRun || !res.Changed {
 		body, err := mapping.Encode(res.Episode)
 		if err != nil {
@@ -95,8 +101,8 @@ func (c *CaseRules) Transition(ctx context.Context, h *Handler, r *Request) (*Re
 	if err != nil {
 		return nil, err
 	}
-	w := &Write{Type: "EpisodeOfCare", ID: r.ID, Prev: cur, Body: body, Access: r.Access, Batch: tx}
-	prep, err := h.prepare(withCaseChecked(ctx, body), w, nil)
+	w := &Write{Type: "EpisodeOfCare", ID: r.ID, Prev: cur, Body: body, Access: r.Access, Batch: tx, CaseChecked: true}
+	prep, err := h.prepare(ctx, w, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -134,17 +140,16 @@ func (c *CaseRules) prepareUpdate(ctx context.Context, h *Handler, r *Request, t
 	return p, nil
 }
 
-// applyAll stores writes atomically when the store can; otherwise one by one.
+// applyAll stores writes atomically. The case operations are documented
+// as atomic, so a store without transactions refuses them rather than
+// writing one resource at a time.
 func applyAll(ctx context.Context, h *Handler, writes []store.Write) error {
-	if ts, ok := h.o.Store.(store.Transactional); ok {
-		return ts.Apply(ctx, writes)
+	ts, ok := h.o.Store.(store.Transactional)
+	if !ok {
+		return outcome.New(outcome.NotSupported, "this operation is atomic and the store has no transactions").
+			WithStatus(http.StatusNotImplemented).WithOp("interaction.applyAll")
 	}
-	for _, w := range writes {
-		if err := h.commit(ctx, &prepared{res: w.Next, prev: w.Prev}); err != nil {
-			return err
-		}
-	}
-	return nil
+	return ts.Apply(ctx, writes)
 }
 
 // OpenCase implements POST EpisodeOfCare/$open-case
@@ -168,13 +173,27 @@ func (c *CaseRules) OpenCase(ctx context.Context, h *Handler, r *Request) (*Resp
 	if err != nil {
 		return nil, err
 	}
+	// Every reference the case is built on must resolve, within the
+	// caller's access: a referral (or patient, case manager, organisation)
+	// that cannot be read opens nothing.
 	if ref, ok := fhir.ParseReference(p.Referral); ok && ref.Type == "ServiceRequest" {
-		if sr, err := h.readVisible(ctx, r, "ServiceRequest", ref.ID); err == nil && !sr.Deleted {
-			if p.ReferralResource, err = mapping.Decode(sr.JSON); err != nil {
+		sr, err := resolveParam(ctx, h, r, "referral", ref)
+		if err != nil {
+			return nil, err
+		}
+		if p.ReferralResource, err = mapping.Decode(sr.JSON); err != nil {
+			return nil, err
+		}
+	}
+	for _, prm := range []struct{ name, ref, typ string }{
+		{"patient", p.Patient, "Patient"},
+		{"careManager", p.CareManager, "Practitioner"},
+		{"managingOrganization", p.ManagingOrganization, "Organization"},
+	} {
+		if ref, ok := fhir.ParseReference(prm.ref); ok && ref.Type == prm.typ {
+			if _, err := resolveParam(ctx, h, r, prm.name, ref); err != nil {
 				return nil, err
 			}
-		} else if !outcome.Is(err, outcome.NotFound) && !outcome.Is(err, outcome.Deleted) {
-			return nil, err
 		}
 	}
 	p.Now = h.now(nil)
@@ -238,4 +257,70 @@ func (c *CaseRules) OpenCase(ctx context.Context, h *Handler, r *Request) (*Resp
 	resp := &Response{Status: http.StatusCreated, Header: http.Header{}, Body: body}
 	resp.Header.Set("Location", location(r.BaseURL, created[0]))
 	return resp, nil
+}
+
+// resolveParam reads the resource an operation parameter references, as
+// the caller may see it: one that is missing, deleted, on another server
+// or outside the caller's access is a 422 naming the parameter, with
+// nothing written.
+func resolveParam(ctx context.Context, h *Handler, r *Request, name string, ref fhir.Reference) (*store.Resource, error) {
+	return resolveRef(ctx, h, r, "Parameters.parameter('"+name+"')", ref)
+}
+
+// resolveRef is resolveParam for the reference at the FHIRPath expr.
+func resolveRef(ctx context.Context, h *Handler, r *Request, expr string, ref fhir.Reference) (*store.Resource, error) {
+	unresolved := func() error {
+		return outcome.New(outcome.NotFound, "a referenced resource cannot be read").
+			WithStatus(http.StatusUnprocessableEntity).
+			WithDiagnostics(expr + ": " + ref.Local() + " does not resolve").
+			WithExpression(expr)
+	}
+	if ref.Base != "" && ref.Base != r.BaseURL {
+		return nil, unresolved()
+	}
+	if allow(r, ActionRead, ref.Type) != nil {
+		return nil, unresolved()
+	}
+	res, err := h.readVisible(ctx, r, ref.Type, ref.ID)
+	switch {
+	case outcome.Is(err, outcome.NotFound) || outcome.Is(err, outcome.Deleted):
+		return nil, unresolved()
+	case err != nil:
+		return nil, err
+	case res.Deleted:
+		return nil, unresolved()
+	}
+	return res, nil
+}
+
+// resolveCaseRefs checks, for a case moving to active, that what G-ACT
+// relies on resolves within the caller's access: the case manager, the
+// managing organisation and every CareTeam in team.
+func resolveCaseRefs(ctx context.Context, h *Handler, r *Request, eoc map[string]any) error {
+	if eoc["status"] != mapping.StatusActive {
+		return nil
+	}
+	check := func(expr string, v any) error {
+		m, _ := v.(map[string]any)
+		s, _ := m["reference"].(string)
+		ref, ok := fhir.ParseReference(s)
+		if !ok || ref.Type == "" {
+			return nil
+		}
+		_, err := resolveRef(ctx, h, r, expr, ref)
+		return err
+	}
+	if err := check("EpisodeOfCare.careManager", eoc["careManager"]); err != nil {
+		return err
+	}
+	if err := check("EpisodeOfCare.managingOrganization", eoc["managingOrganization"]); err != nil {
+		return err
+	}
+	teams, _ := eoc["team"].([]any)
+	for i, t := range teams {
+		if err := check("EpisodeOfCare.team["+strconv.Itoa(i)+"]", t); err != nil {
+			return err
+		}
+	}
+	return nil
 }

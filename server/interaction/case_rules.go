@@ -22,15 +22,6 @@ type CaseRules struct {
 	Base string
 }
 
-// caseCheckedKey marks, in a context, an EpisodeOfCare body that an
-// operation already checked with the case rules, so that the write hook
-// does not check (and re-time) it again.
-type caseCheckedKey struct{}
-
-func withCaseChecked(ctx context.Context, body []byte) context.Context {
-	return context.WithValue(ctx, caseCheckedKey{}, body)
-}
-
 // Hook is the WriteHook of the case rules: an EpisodeOfCare write goes
 // through mapping.CheckEpisodeWrite (its body is replaced by the one to
 // store: server-maintained histories), any other resource linked to a case
@@ -54,7 +45,7 @@ func (c *CaseRules) Hook(ctx context.Context, h *Handler, w *Write) error {
 		if !bytes.Contains(w.Body, ext) && !bytes.Contains(prevJSON, ext) {
 			return nil
 		}
-		if checked, _ := ctx.Value(caseCheckedKey{}).([]byte); checked != nil && bytes.Equal(checked, w.Body) {
+		if w.CaseChecked {
 			return nil
 		}
 		next, err := mapping.Decode(w.Body)

@@ -76,3 +76,34 @@ func TestCaseHook(t *testing.T) {
 		t.Fatalf("case-link: %v", err)
 	}
 }
+
+// TestApplyAllRefusesWithoutTransactions: the case operations are atomic,
+// so a store without transactions gets no partial writes.
+func TestApplyAllRefusesWithoutTransactions(t *testing.T) {
+	fs := &caseFakeStore{res: map[string]*store.Resource{}}
+	h := New(Options{Store: fs})
+	err := applyAll(context.Background(), h, []store.Write{{Next: &store.Resource{Type: "Task", ID: "t", VersionID: 1}}})
+	if !outcome.Is(err, outcome.NotSupported) || outcome.StatusOf(err) != 501 {
+		t.Fatalf("applyAll on a store without transactions: %v", err)
+	}
+}
+
+// TestCaseCheckedField: a write an operation already checked skips the
+// hook; replacing its body makes the hook check it again.
+func TestCaseCheckedField(t *testing.T) {
+	fs := &caseFakeStore{res: map[string]*store.Resource{}}
+	h := New(Options{Store: fs})
+	c := &CaseRules{}
+	// A managed case without histories: the hook would add them.
+	body := []byte(`{"resourceType":"EpisodeOfCare","status":"planned","patient":{"reference":"Patient/p"},
+		"extension":[{"url":"` + mapping.ExtPhase + `","valueCoding":{"system":"` + mapping.SystemPhase + `","code":"screening"}}]}`)
+	w := &Write{Type: "EpisodeOfCare", ID: "c1", Body: body, CaseChecked: true}
+	if err := c.Hook(context.Background(), h, w); err != nil || string(w.Body) != string(body) {
+		t.Fatalf("checked write was changed: %v %s", err, w.Body)
+	}
+	w.Replace(append([]byte(nil), body[:len(body)-1]...))
+	w.Replace(body)
+	if w.CaseChecked {
+		t.Fatal("Replace kept CaseChecked")
+	}
+}

@@ -24,7 +24,7 @@ type Request struct {
 	Query  url.Values
 	// Header holds the request headers that matter to FHIR semantics
 	// (If-Match, If-None-Match, If-Modified-Since, If-None-Exist, Prefer,
-	// Content-Type). Keys are canonical.
+	// Content-Type, Accept). Keys are canonical.
 	Header http.Header
 	Body   []byte
 	// BaseURL is the public FHIR base, without a trailing slash.
@@ -32,6 +32,11 @@ type Request struct {
 	// Access is who asks and what they may do; nil means unrestricted
 	// (auth off, or an internal call).
 	Access Access
+	// ObserveEntry, when set on a batch or transaction request, is told the
+	// outcome of every batch entry and of every entry of a committed
+	// transaction (e.g. to audit each one); err is nil on success. It runs
+	// before the Bundle's response is returned.
+	ObserveEntry func(entry *Request, status int, err error)
 }
 
 // Response is the outcome of a successful interaction.
@@ -86,10 +91,6 @@ type Options struct {
 	// this process; a deployment of several instances shares one, see
 	// CursorKey).
 	Cursors *Cursors
-	// ObserveEntry, when set, is told the outcome of every batch entry and
-	// of every entry of a committed transaction (e.g. to audit each one).
-	// err is nil on success. It must not block.
-	ObserveEntry func(ctx context.Context, entry *Request, status int, err error)
 }
 
 // Operation is a FHIR operation ($name) handler.
@@ -186,7 +187,7 @@ func (h *Handler) Do(ctx context.Context, r *Request) (*Response, error) {
 		return h.Capabilities(ctx, r)
 	case KindSearchType, KindSearchSystem, KindSearchCompartment:
 		return h.Search(ctx, r)
-	case KindBatch:
+	case KindBundle:
 		return h.Bundle(ctx, r)
 	case KindOperation:
 		return h.Operation(ctx, r)
@@ -255,9 +256,10 @@ func prefer(r *Request, key string) string {
 	return ""
 }
 
-// observeEntry reports one Bundle entry's outcome to Options.ObserveEntry.
-func (h *Handler) observeEntry(ctx context.Context, entry *Request, resp *Response, err error) {
-	if h.o.ObserveEntry == nil || entry == nil {
+// observeEntry reports one entry's outcome to the Bundle request's
+// ObserveEntry.
+func observeEntry(bundle, entry *Request, resp *Response, err error) {
+	if bundle.ObserveEntry == nil || entry == nil {
 		return
 	}
 	status := 0
@@ -267,5 +269,5 @@ func (h *Handler) observeEntry(ctx context.Context, entry *Request, resp *Respon
 	case resp != nil:
 		status = resp.Status
 	}
-	h.o.ObserveEntry(ctx, entry, status, err)
+	bundle.ObserveEntry(entry, status, err)
 }

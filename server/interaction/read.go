@@ -27,6 +27,9 @@ func (h *Handler) Read(ctx context.Context, r *Request) (*Response, error) {
 	if res.Deleted {
 		return nil, deletedError(res)
 	}
+	if wantsRaw(r) {
+		return binaryRaw(res)
+	}
 	return h.resourceResponse(r, res)
 }
 
@@ -37,7 +40,7 @@ func (h *Handler) readVisible(ctx context.Context, r *Request, typ, id string) (
 	if err != nil {
 		return nil, err
 	}
-	if !h.visible(r, ActionRead, res) {
+	if !h.visible(r, ActionRead, res) || (typ == "Binary" && !h.binaryContextVisible(ctx, r, res)) {
 		return nil, notFound(typ, id)
 	}
 	return res, nil
@@ -54,6 +57,9 @@ func (h *Handler) visible(r *Request, a Action, res *store.Resource) bool {
 func inCompartment(r *Request, a Action, res *store.Resource) bool {
 	if r.Access == nil {
 		return true
+	}
+	if res.Type == "Binary" && !binaryContextAllowed(r, res) {
+		return false
 	}
 	pid, bounded := r.Access.Compartment(a, res.Type)
 	if !bounded {
@@ -124,15 +130,7 @@ func (h *Handler) resourceResponse(r *Request, res *store.Resource) (*Response, 
 // notModified applies If-None-Match and If-Modified-Since.
 func notModified(r *Request, res *store.Resource) bool {
 	if inm := r.Header.Get("If-None-Match"); inm != "" {
-		for _, tag := range strings.Split(inm, ",") {
-			if strings.TrimSpace(tag) == "*" {
-				return true
-			}
-			if v, ok := fhir.ParseETag(tag); ok && v == fhir.VersionString(res.VersionID) {
-				return true
-			}
-		}
-		return false
+		return etagMatches(inm, fhir.VersionString(res.VersionID))
 	}
 	if ims := r.Header.Get("If-Modified-Since"); ims != "" {
 		t, err := http.ParseTime(ims)

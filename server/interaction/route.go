@@ -26,7 +26,7 @@ const (
 	KindSearchSystem      Kind = "search-system"
 	KindSearchCompartment Kind = "search-compartment"
 	KindCapabilities      Kind = "capabilities"
-	KindBatch             Kind = "batch" // batch or transaction: decided by Bundle.type
+	KindBundle            Kind = "bundle" // a Bundle posted to the base: BundleIn.Type says batch or transaction
 	KindOperation         Kind = "operation"
 	// Conditional forms (type-level URL with a query).
 	KindConditionalUpdate Kind = "conditional-update"
@@ -47,172 +47,184 @@ type Route struct {
 	Compartment string
 }
 
+// segKind is what one segment of a route pattern matches.
+type segKind int
+
+const (
+	segLit      segKind = iota // the literal text
+	segType                    // a resource type (404 when unknown)
+	segID                      // a logical id (400 when malformed)
+	segVersion                 // a version id (400 when malformed)
+	segOp                      // $name: an operation
+	segCompType                // a resource type or "*" (a compartment search target)
+	segCompOnly                // a resource type (a compartment _search target)
+)
+
+type segment struct {
+	kind segKind
+	text string // for segLit
+}
+
+// routeRow is one row of the route table: a path pattern below the base
+// and the interaction each method means on it. anyMethod, when set, takes
+// every method. A method not listed makes a strict row answer 405;
+// otherwise the next rows are tried.
+type routeRow struct {
+	path      []segment
+	methods   map[string]Kind
+	anyMethod Kind
+	strict    bool
+}
+
+func lit(s string) segment { return segment{kind: segLit, text: s} }
+
+var (
+	pType    = segment{kind: segType}
+	pID      = segment{kind: segID}
+	pVersion = segment{kind: segVersion}
+	pOp      = segment{kind: segOp}
+)
+
+// routeTable lists the FHIR REST paths (https://hl7.org/fhir/R4/http.html)
+// in match order.
+var routeTable = []routeRow{
+	{path: nil, strict: true, methods: map[string]Kind{http.MethodPost: KindBundle, http.MethodGet: KindSearchSystem}},
+	{path: []segment{lit("metadata")}, strict: true, methods: map[string]Kind{http.MethodGet: KindCapabilities}},
+	{path: []segment{lit("_history")}, strict: true, methods: map[string]Kind{http.MethodGet: KindHistorySystem}},
+	{path: []segment{lit("_search")}, methods: map[string]Kind{http.MethodPost: KindSearchSystem}},
+	{path: []segment{pOp}, anyMethod: KindOperation},
+	{path: []segment{pType}, strict: true, methods: map[string]Kind{http.MethodGet: KindSearchType, http.MethodPost: KindCreate,
+		http.MethodPut: KindConditionalUpdate, http.MethodPatch: KindConditionalPatch, http.MethodDelete: KindConditionalDelete}},
+	{path: []segment{pType, lit("_search")}, strict: true, methods: map[string]Kind{http.MethodPost: KindSearchType}},
+	{path: []segment{pType, lit("_history")}, strict: true, methods: map[string]Kind{http.MethodGet: KindHistoryType}},
+	{path: []segment{pType, pOp}, anyMethod: KindOperation},
+	{path: []segment{pType, pID}, strict: true, methods: map[string]Kind{http.MethodGet: KindRead, http.MethodHead: KindRead,
+		http.MethodPut: KindUpdate, http.MethodPatch: KindPatch, http.MethodDelete: KindDelete}},
+	{path: []segment{pType, pID, lit("_history")}, strict: true, methods: map[string]Kind{http.MethodGet: KindHistoryInstance}},
+	{path: []segment{pType, pID, lit("_history"), pVersion}, strict: true, methods: map[string]Kind{http.MethodGet: KindVRead, http.MethodHead: KindVRead}},
+	{path: []segment{pType, pID, pOp}, anyMethod: KindOperation},
+	{path: []segment{pType, pID, {kind: segCompType}}, strict: true, methods: map[string]Kind{http.MethodGet: KindSearchCompartment}},
+	{path: []segment{pType, pID, {kind: segCompOnly}, lit("_search")}, methods: map[string]Kind{http.MethodPost: KindSearchCompartment}},
+}
+
 // ParseRoute maps an HTTP method and a path relative to the FHIR base
-// (leading '/' optional, no query) to a Route. Unknown types, bad ids and
+// (leading '/' optional, no query) to a Route, by the first row of
+// routeTable whose pattern fits. The type and id of a path are checked
+// before its method, the rest after. Unknown types, bad ids and
 // unsupported method/path pairs are *outcome.Error values.
 func ParseRoute(method, path string) (Route, error) {
 	path = strings.Trim(path, "/")
-	var seg []string
+	var segs []string
 	if path != "" {
-		seg = strings.Split(path, "/")
+		segs = strings.Split(path, "/")
 	}
-	for _, s := range seg {
+	for _, s := range segs {
 		if s == "" {
 			return Route{}, outcome.New(outcome.NotFound, "empty path segment").WithStatus(http.StatusNotFound)
 		}
 	}
-	bad := func() (Route, error) {
-		return Route{}, outcome.Errorf(outcome.NotSupported, "%s is not supported on this path", method)
-	}
-	op := func(s string) (string, bool) {
-		if strings.HasPrefix(s, "$") && len(s) > 1 {
-			return s[1:], true
+	for _, row := range routeTable {
+		if !row.fits(segs) {
+			continue
 		}
-		return "", false
-	}
-	checkType := func(t string) error {
-		if !fhir.IsResourceType(t) {
-			return outcome.New(outcome.NotFound, "unknown resource type").WithStatus(http.StatusNotFound).
-				WithDiagnostics("unknown resource type: " + t)
+		kind, ok := row.methods[method]
+		if row.anyMethod != "" {
+			kind, ok = row.anyMethod, true
 		}
-		return nil
-	}
-	checkID := func(id string) error {
-		if !fhir.IsValidID(id) {
-			return outcome.New(outcome.Invalid, "invalid resource id").WithDiagnostics("invalid id: " + id)
+		if !ok && !row.strict {
+			continue
 		}
-		return nil
-	}
-	switch len(seg) {
-	case 0:
-		switch method {
-		case http.MethodPost:
-			return Route{Kind: KindBatch}, nil
-		case http.MethodGet:
-			return Route{Kind: KindSearchSystem}, nil
-		}
-		return bad()
-	case 1:
-		if seg[0] == "metadata" {
-			if method == http.MethodGet {
-				return Route{Kind: KindCapabilities}, nil
-			}
-			return bad()
-		}
-		if seg[0] == "_history" {
-			if method == http.MethodGet {
-				return Route{Kind: KindHistorySystem}, nil
-			}
-			return bad()
-		}
-		if seg[0] == "_search" && method == http.MethodPost {
-			return Route{Kind: KindSearchSystem}, nil
-		}
-		if o, ok := op(seg[0]); ok {
-			return Route{Kind: KindOperation, Operation: o}, nil
-		}
-		if err := checkType(seg[0]); err != nil {
-			return Route{}, err
-		}
-		r := Route{Type: seg[0]}
-		switch method {
-		case http.MethodGet:
-			r.Kind = KindSearchType
-		case http.MethodPost:
-			r.Kind = KindCreate
-		case http.MethodPut:
-			r.Kind = KindConditionalUpdate
-		case http.MethodPatch:
-			r.Kind = KindConditionalPatch
-		case http.MethodDelete:
-			r.Kind = KindConditionalDelete
-		default:
-			return bad()
-		}
-		return r, nil
-	}
-	if err := checkType(seg[0]); err != nil {
-		return Route{}, err
-	}
-	r := Route{Type: seg[0]}
-	if len(seg) == 2 {
-		switch {
-		case seg[1] == "_search":
-			if method != http.MethodPost {
-				return bad()
-			}
-			r.Kind = KindSearchType
-			return r, nil
-		case seg[1] == "_history":
-			if method != http.MethodGet {
-				return bad()
-			}
-			r.Kind = KindHistoryType
-			return r, nil
-		}
-		if o, ok := op(seg[1]); ok {
-			r.Kind, r.Operation = KindOperation, o
-			return r, nil
-		}
-		if err := checkID(seg[1]); err != nil {
-			return Route{}, err
-		}
-		r.ID = seg[1]
-		switch method {
-		case http.MethodGet, http.MethodHead:
-			r.Kind = KindRead
-		case http.MethodPut:
-			r.Kind = KindUpdate
-		case http.MethodPatch:
-			r.Kind = KindPatch
-		case http.MethodDelete:
-			r.Kind = KindDelete
-		default:
-			return bad()
-		}
-		return r, nil
-	}
-	if err := checkID(seg[1]); err != nil {
-		return Route{}, err
-	}
-	r.ID = seg[1]
-	switch {
-	case len(seg) == 3 && seg[2] == "_history":
-		if method != http.MethodGet {
-			return bad()
-		}
-		r.Kind = KindHistoryInstance
-		return r, nil
-	case len(seg) == 4 && seg[2] == "_history":
-		if method != http.MethodGet && method != http.MethodHead {
-			return bad()
-		}
-		if !fhir.IsValidID(seg[3]) {
-			return Route{}, outcome.New(outcome.Invalid, "invalid version id")
-		}
-		r.Kind, r.Version = KindVRead, seg[3]
-		return r, nil
-	case len(seg) == 3:
-		if o, ok := op(seg[2]); ok {
-			r.Kind, r.Operation = KindOperation, o
-			return r, nil
-		}
-		if method != http.MethodGet {
-			return bad()
-		}
-		if seg[2] != "*" {
-			if err := checkType(seg[2]); err != nil {
+		var r Route
+		for i, p := range row.path {
+			if err := p.bindResource(&r, segs[i]); err != nil {
 				return Route{}, err
 			}
 		}
-		r.Kind, r.Compartment = KindSearchCompartment, seg[2]
-		return r, nil
-	case len(seg) == 4 && seg[3] == "_search" && method == http.MethodPost:
-		if err := checkType(seg[2]); err != nil {
-			return Route{}, err
+		if !ok {
+			return Route{}, outcome.Errorf(outcome.NotSupported, "%s is not supported on this path", method)
 		}
-		r.Kind, r.Compartment = KindSearchCompartment, seg[2]
+		for i, p := range row.path {
+			if err := p.bindRest(&r, segs[i]); err != nil {
+				return Route{}, err
+			}
+		}
+		r.Kind = kind
 		return r, nil
 	}
+	if len(segs) >= 2 {
+		var r Route
+		for i, p := range []segment{pType, pID} {
+			if err := p.bindResource(&r, segs[i]); err != nil {
+				return Route{}, err
+			}
+		}
+	}
 	return Route{}, outcome.New(outcome.NotFound, "unknown path").WithStatus(http.StatusNotFound)
+}
+
+// fits reports whether segs have the row's shape: its length, literals
+// and operation segments.
+func (row *routeRow) fits(segs []string) bool {
+	if len(row.path) != len(segs) {
+		return false
+	}
+	for i, p := range row.path {
+		switch p.kind {
+		case segLit:
+			if segs[i] != p.text {
+				return false
+			}
+		case segOp:
+			if len(segs[i]) < 2 || segs[i][0] != '$' {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// bindResource checks and records the type and id segments.
+func (p segment) bindResource(r *Route, s string) error {
+	switch p.kind {
+	case segType:
+		if err := checkType(s); err != nil {
+			return err
+		}
+		r.Type = s
+	case segID:
+		if !fhir.IsValidID(s) {
+			return outcome.New(outcome.Invalid, "invalid resource id").WithDiagnostics("invalid id: " + s)
+		}
+		r.ID = s
+	}
+	return nil
+}
+
+// bindRest checks and records the segments after the method check.
+func (p segment) bindRest(r *Route, s string) error {
+	switch p.kind {
+	case segVersion:
+		if !fhir.IsValidID(s) {
+			return outcome.New(outcome.Invalid, "invalid version id")
+		}
+		r.Version = s
+	case segOp:
+		r.Operation = s[1:]
+	case segCompType, segCompOnly:
+		if s != "*" || p.kind == segCompOnly {
+			if err := checkType(s); err != nil {
+				return err
+			}
+		}
+		r.Compartment = s
+	}
+	return nil
+}
+
+func checkType(t string) error {
+	if !fhir.IsResourceType(t) {
+		return outcome.New(outcome.NotFound, "unknown resource type").WithStatus(http.StatusNotFound).
+			WithDiagnostics("unknown resource type: " + t)
+	}
+	return nil
 }

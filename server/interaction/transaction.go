@@ -122,8 +122,7 @@ func Transaction(ctx context.Context, h *Handler, r *Request, b *BundleIn) (*Res
 	}
 
 	if err := ts.Apply(ctx, ov.writes); err != nil {
-		oe := outcome.As(err)
-		if k := keyOf(oe.Diagnostics); k != "" {
+		if k := store.ConflictKey(err); k != "" {
 			if i, ok := ov.owner[k]; ok {
 				return nil, entryError(i, err)
 			}
@@ -132,7 +131,7 @@ func Transaction(ctx context.Context, h *Handler, r *Request, b *BundleIn) (*Res
 	}
 
 	for _, e := range b.Entries {
-		h.observeEntry(ctx, e.Req, resps[e.Index], nil)
+		observeEntry(r, e.Req, resps[e.Index], nil)
 	}
 	bw := NewBundleWriter("transaction-response", NewUUID(), fhir.FormatInstant(h.o.Now()), -1, nil)
 	for _, e := range b.Entries {
@@ -151,15 +150,6 @@ func kindIn(k Kind, ks []Kind) bool {
 		}
 	}
 	return false
-}
-
-// keyOf returns the leading "Type/id" of a store error's diagnostics.
-func keyOf(diag string) string {
-	k, _, _ := strings.Cut(diag, " ")
-	if strings.Count(k, "/") != 1 {
-		return ""
-	}
-	return k
 }
 
 // entryError names the failing entry in the outcome's primary issue.

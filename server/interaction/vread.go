@@ -31,5 +31,8 @@ func (h *Handler) VRead(ctx context.Context, r *Request) (*Response, error) {
 	if !h.visible(r, ActionRead, res) {
 		return nil, outcome.New(outcome.NotFound, "version not found").WithDiagnostics("no version " + r.Version)
 	}
+	if wantsRaw(r) {
+		return binaryRaw(res)
+	}
 	return h.resourceResponse(r, res)
 }

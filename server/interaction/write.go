@@ -24,8 +24,12 @@ type Write struct {
 	// Access is the caller.
 	Access Access
 	// Batch is the transaction the write belongs to, if any.
-	Batch   *TxContext
-	changed bool
+	Batch *TxContext
+	// CaseChecked is set by a case operation ($transition) that already
+	// ran the case rules on Body: the case-rules hook does not check (and
+	// re-time) it again. Replacing the body clears it.
+	CaseChecked bool
+	changed     bool
 }
 
 // Replace sets a new body for the write.
@@ -33,6 +37,7 @@ func (w *Write) Replace(body []byte) {
 	if !bytes.Equal(body, w.Body) {
 		w.Body = body
 		w.changed = true
+		w.CaseChecked = false
 	}
 }
 
@@ -93,6 +98,9 @@ func (h *Handler) prepare(ctx context.Context, w *Write, parsed *codec.Parsed) (
 			return nil, err
 		}
 		res.Index = idx
+	}
+	if w.Type == "Binary" {
+		res.Index = h.binaryIndex(ctx, w, js, res.Index)
 	}
 	return &prepared{res: res, prev: w.Prev}, nil
 }

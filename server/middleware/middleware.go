@@ -1,6 +1,7 @@
 package middleware
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -102,9 +103,15 @@ func IsTooLarge(err error) (error, bool) {
 }
 
 // Negotiate enforces JSON: _format and Accept must allow FHIR JSON (406
-// otherwise), and bodies of writes must be JSON (415 otherwise).
-func Negotiate(render Renderer) gin.HandlerFunc {
+// otherwise), and bodies of writes must be JSON (415 otherwise). Requests
+// raw accepts (Binary content, https://hl7.org/fhir/R4/binary.html#rest)
+// may name any media type.
+func Negotiate(render Renderer, raw func(*gin.Context) bool) gin.HandlerFunc {
 	return func(c *gin.Context) {
+		if raw != nil && raw(c) {
+			c.Next()
+			return
+		}
 		if f := c.Query("_format"); f != "" && !jsonFormat(f) {
 			render(c, outcome.New(outcome.NotSupported, "only JSON is supported (_format)").WithStatus(http.StatusNotAcceptable))
 			c.Abort()
@@ -149,7 +156,7 @@ func acceptsJSON(acc string) bool {
 		mt, _, _ := mime.ParseMediaType(strings.TrimSpace(part))
 		switch strings.ToLower(mt) {
 		case "", "*/*", "application/*", "application/json", "application/fhir+json", "application/json+fhir",
-			"application/json-patch+json", "application/ndjson", "application/fhir+ndjson", "text/*", "text/plain", "text/html":
+			"application/json-patch+json", "application/ndjson", "application/fhir+ndjson":
 			return true
 		}
 	}
@@ -159,9 +166,11 @@ func acceptsJSON(acc string) bool {
 // AccessLog logs one line per request: method, route pattern, status,
 // duration, request id and the caller's subject. Never the query values,
 // bodies or diagnostics (they may carry PHI).
-func AccessLog(log *slog.Logger, subject func(*gin.Context) string) gin.HandlerFunc {
+func AccessLog(log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		start := time.Now()
+		ri := &requestInfo{}
+		c.Request = c.Request.WithContext(context.WithValue(c.Request.Context(), requestInfoKey{}, ri))
 		c.Next()
 		if !log.Enabled(c.Request.Context(), slog.LevelInfo) {
 			return
@@ -173,10 +182,8 @@ func AccessLog(log *slog.Logger, subject func(*gin.Context) string) gin.HandlerF
 			"duration_ms", float64(time.Since(start).Microseconds()) / 1000,
 			"request_id", RequestIDFrom(c.Request.Context()),
 		}
-		if subject != nil {
-			if s := subject(c); s != "" {
-				attrs = append(attrs, "subject", s)
-			}
+		if ri.subject != "" {
+			attrs = append(attrs, "subject", ri.subject)
 		}
 		log.InfoContext(c.Request.Context(), "request", attrs...)
 	}

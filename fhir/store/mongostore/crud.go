@@ -157,6 +157,5 @@ func (s *Store) insertHistory(ctx context.Context, op string, doc bson.D, typ st
 }
 
 func conflict(op string, r *store.Resource) error {
-	return (&outcome.Error{Op: op, Code: outcome.Conflict, Detail: "resource version conflict"}).
-		WithDiagnostics(r.Key() + " is no longer at the expected version")
+	return store.Conflict(op, r, "resource version conflict", r.Key()+" is no longer at the expected version")
 }

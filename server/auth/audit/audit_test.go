@@ -76,7 +76,7 @@ func TestResourceShape(t *testing.T) {
 			r:    &interaction.Request{Route: interaction.Route{Kind: interaction.KindSearchSystem}},
 			want: []string{`"display":"unauthenticated"`, `"outcome":"4"`}},
 		{name: "auth off", p: auth.Unrestricted(),
-			r:    &interaction.Request{Route: interaction.Route{Kind: interaction.KindBatch}},
+			r:    &interaction.Request{Route: interaction.Route{Kind: interaction.KindBundle}},
 			want: []string{`"code":"batch"`, `authentication off`}},
 	}
 	for _, tt := range tests {
@@ -130,60 +130,84 @@ type blockingWriter struct {
 	got     [][]byte
 }
 
-func (w *blockingWriter) WriteAuditEvent(ctx context.Context, b []byte) error {
+func (w *blockingWriter) WriteAuditEvents(ctx context.Context, recs []Record) error {
 	select {
 	case <-w.release:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 	w.mu.Lock()
-	w.got = append(w.got, b)
+	for _, r := range recs {
+		w.got = append(w.got, r.Body)
+	}
 	w.mu.Unlock()
 	return nil
 }
 
-func TestRecorderBoundedQueue(t *testing.T) {
+// record admits, adds and commits one event.
+func record(ctx context.Context, r *Recorder, e Event) error {
+	t, err := r.Admit(ctx)
+	if err != nil {
+		return err
+	}
+	defer t.Release()
+	t.Add(e)
+	return t.Commit(ctx)
+}
+
+// TestRecorderBackpressure: with the writer stuck and the queue full, a
+// new request waits for room and is refused with 503 and Retry-After when
+// its context ends; nothing admitted is lost once the writer moves.
+func TestRecorderBackpressure(t *testing.T) {
 	w := &blockingWriter{release: make(chan struct{})}
-	r, err := NewRecorder(Options{Writer: w, QueueSize: 4, Workers: 1})
+	r, err := NewRecorder(Options{Writer: w, QueueSize: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ok, dropped := 0, 0
-	for i := 0; i < 20; i++ { // the writer is stuck: Record must still return
-		if r.Record(Event{Interaction: "read", Type: "Patient", ID: "x"}) {
-			ok++
-		} else {
-			dropped++
-		}
+	ctx := context.Background()
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() { errs <- record(ctx, r, Event{Interaction: "read", Type: "Patient", ID: "x"}) }()
 	}
-	// One event may be held by the worker, four in the queue.
-	if ok < 4 || ok > 5 || dropped != 20-ok {
-		t.Errorf("accepted %d, dropped %d; want 4 or 5 accepted", ok, dropped)
+	for r.Stats().Admitted < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	_, err = r.Admit(short)
+	if oe := outcome.As(err); err == nil || oe.Code != outcome.Throttled || oe.HTTPStatus() != 503 || oe.Header.Get("Retry-After") == "" {
+		t.Fatalf("Admit on a full queue: %v", err)
 	}
 	close(w.release)
-	if err := r.Close(context.Background()); err != nil {
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatalf("commit: %v", err)
+		}
+	}
+	if err := r.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
 	st := r.Stats()
-	if int(st.Written) != ok || int(st.Dropped) != dropped || st.Failed != 0 || st.Queued != 0 {
-		t.Errorf("stats = %+v, want %d written", st, ok)
+	if st.Written != 2 || st.Refused != 1 || st.Failed != 0 || st.Admitted != 0 || len(w.got) != 2 {
+		t.Errorf("stats = %+v, writer got %d", st, len(w.got))
 	}
-	if len(w.got) != ok {
-		t.Errorf("writer got %d events, want %d", len(w.got), ok)
-	}
-	if r.Record(Event{}) {
-		t.Error("Record accepted an event after Close")
+	if _, err := r.Admit(ctx); !outcome.Is(err, outcome.Throttled) {
+		t.Errorf("Admit after Close: %v", err)
 	}
 }
 
-func TestRecorderFailuresAreCounted(t *testing.T) {
-	fail := WriterFunc(func(context.Context, []byte) error { return outcome.New(outcome.Transient, "db down") })
+// TestRecorderFailuresFailTheRequest: an event that cannot be stored
+// fails its request (503): it is never acknowledged without its event.
+func TestRecorderFailuresFailTheRequest(t *testing.T) {
+	fail := WriterFunc(func(context.Context, []Record) error { return outcome.New(outcome.Transient, "db down") })
 	r, err := NewRecorder(Options{Writer: fail})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for range 3 {
-		r.Record(Event{Interaction: "read"})
+		if err := record(context.Background(), r, Event{Interaction: "read"}); outcome.StatusOf(err) != 503 {
+			t.Errorf("commit with a failing writer: %v", err)
+		}
 	}
 	if err := r.Close(context.Background()); err != nil {
 		t.Fatal(err)
@@ -196,25 +220,39 @@ func TestRecorderFailuresAreCounted(t *testing.T) {
 	}
 }
 
-func TestRecorderConcurrent(t *testing.T) {
-	var mu sync.Mutex
-	n := 0
-	r, err := NewRecorder(Options{Writer: WriterFunc(func(context.Context, []byte) error {
-		mu.Lock()
-		n++
-		mu.Unlock()
-		return nil
-	}), QueueSize: 10000})
+// countingBatchWriter counts events and batch writes.
+type countingBatchWriter struct {
+	mu             sync.Mutex
+	events, writes int
+}
+
+func (w *countingBatchWriter) WriteAuditEvents(_ context.Context, bs []Record) error {
+	time.Sleep(time.Millisecond) // a durable write takes time
+	w.mu.Lock()
+	w.events += len(bs)
+	w.writes++
+	w.mu.Unlock()
+	return nil
+}
+
+// TestRecorderGroupCommit: concurrent requests all get their events
+// stored, and share store writes.
+func TestRecorderGroupCommit(t *testing.T) {
+	w := &countingBatchWriter{}
+	r, err := NewRecorder(Options{Writer: w, QueueSize: 64})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
-	for g := 0; g < 8; g++ {
+	for range 8 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := 0; i < 200; i++ {
-				r.Record(Event{Interaction: "search-type", Type: "Observation"})
+			for range 100 {
+				if err := record(context.Background(), r, Event{Interaction: "search-type", Type: "Observation"}); err != nil {
+					t.Error(err)
+					return
+				}
 			}
 		}()
 	}
@@ -223,14 +261,19 @@ func TestRecorderConcurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := r.Stats()
-	if int(st.Written)+int(st.Dropped) != 1600 || n != int(st.Written) {
-		t.Errorf("stats = %+v, writes = %d", st, n)
+	if st.Written != 800 || w.events != 800 || st.Refused != 0 || st.Failed != 0 {
+		t.Errorf("stats = %+v, writer saw %d events", st, w.events)
 	}
+	if w.writes >= 800 {
+		t.Errorf("%d store writes for 800 events: no group commit", w.writes)
+	}
+	t.Logf("800 events in %d store writes", w.writes)
 }
 
-// BenchmarkRecord measures what recording adds to a request.
+// BenchmarkRecord measures what recording adds to a request (with a
+// writer that costs nothing).
 func BenchmarkRecord(b *testing.B) {
-	r, err := NewRecorder(Options{Writer: WriterFunc(func(context.Context, []byte) error { return nil }), QueueSize: 1 << 16})
+	r, err := NewRecorder(Options{Writer: WriterFunc(func(context.Context, []Record) error { return nil }), QueueSize: 1 << 16})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -240,7 +283,7 @@ func BenchmarkRecord(b *testing.B) {
 	now := time.Now()
 	b.ReportAllocs()
 	for b.Loop() {
-		r.Record(FromRequest(req, p, 200, nil, now, now))
+		_ = record(context.Background(), r, FromRequest(req, p, 200, nil, now, now))
 	}
 	b.StopTimer()
 	_ = r.Close(context.Background())
@@ -255,4 +298,106 @@ func BenchmarkResource(b *testing.B) {
 	for b.Loop() {
 		Resource(e, "https://fhir.example.org/fhir", time.Now())
 	}
+}
+
+// memWriter keeps what it stores by id.
+type memWriter struct {
+	mu  sync.Mutex
+	ids map[string]int
+}
+
+func (w *memWriter) WriteAuditEvents(_ context.Context, recs []Record) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.ids == nil {
+		w.ids = map[string]int{}
+	}
+	for _, r := range recs {
+		w.ids[r.ID]++
+	}
+	return nil
+}
+
+func (w *memWriter) count() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.ids)
+}
+
+// TestJournalCommitAndFlush: with a journal, Commit returns once the
+// events are durable there; they reach the store in the background.
+func TestJournalCommitAndFlush(t *testing.T) {
+	w := &memWriter{}
+	r, err := NewRecorder(Options{Writer: w, JournalDir: t.TempDir(), FlushInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for range 5 {
+		if err := record(ctx, r, Event{Interaction: "read"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := r.Stats(); st.Admitted != 5 || st.Written != 0 {
+		t.Errorf("before flush: %+v (events wait in the journal, holding their room)", st)
+	}
+	if err := r.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := r.Stats(); st.Admitted != 0 || st.Written != 5 || w.count() != 5 {
+		t.Errorf("after flush: %+v, stored %d", st, w.count())
+	}
+	if err := r.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestJournalReplayAfterCrash: events committed to the journal of a
+// process that died before moving them are stored, once, when the next
+// Recorder opens the directory.
+func TestJournalReplayAfterCrash(t *testing.T) {
+	dir := t.TempDir()
+	stuck := &blockingWriter{release: make(chan struct{})}
+	r1, err := NewRecorder(Options{Writer: stuck, JournalDir: dir, FlushInterval: time.Hour, WriteTimeout: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for range 7 {
+		if err := record(ctx, r1, Event{Interaction: "create", Type: "Patient", ID: "x"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A live owner's journal is not taken over.
+	w := &memWriter{}
+	r2, err := NewRecorder(Options{Writer: w, JournalDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := r2.Stats(); st.Replayed != 0 {
+		t.Fatalf("a live process's journal was taken over: %+v", st)
+	}
+	_ = r2.Close(ctx)
+	// The process dies: its lock goes, its files stay.
+	_ = r1.jnl.lock.Close()
+	r3, err := NewRecorder(Options{Writer: w, JournalDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := r3.Stats(); st.Replayed != 7 || w.count() != 7 {
+		t.Fatalf("replayed %+v, stored %d", st, w.count())
+	}
+	if err := r3.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Nothing is replayed twice.
+	r4, err := NewRecorder(Options{Writer: w, JournalDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := r4.Stats(); st.Replayed != 0 {
+		t.Errorf("replayed again: %+v", st)
+	}
+	_ = r4.Close(ctx)
+	close(stuck.release)
 }

@@ -83,6 +83,9 @@ func interactionCode(k interaction.Kind) string {
 		return "delete"
 	case interaction.KindSearchCompartment:
 		return "search-type"
+	case interaction.KindBundle:
+		// The Bundle as one request; its entries have events of their own.
+		return "batch"
 	}
 	return string(k)
 }
