@@ -29,6 +29,18 @@ func bundleKeys(m map[string]any) []string {
 func pageAll(t *testing.T, s *servertest.Server, first string, size int) []string {
 	t.Helper()
 	var keys []string
+	eachPage(t, s, first, func(pm map[string]any) {
+		if n := len(bundleKeys(pm)); n > size {
+			t.Fatalf("page of %d", n)
+		}
+		keys = append(keys, bundleKeys(pm)...)
+	})
+	return keys
+}
+
+// eachPage calls fn with the first page and every next page.
+func eachPage(t *testing.T, s *servertest.Server, first string, fn func(page map[string]any)) {
+	t.Helper()
 	next := first
 	for pages := 0; next != ""; pages++ {
 		if pages > 100 {
@@ -37,13 +49,9 @@ func pageAll(t *testing.T, s *servertest.Server, first string, size int) []strin
 		r := s.Do(t, "GET", next, nil)
 		wantStatus(t, r, 200)
 		pm := r.JSON()
-		if n := len(bundleKeys(pm)); n > size {
-			t.Fatalf("page of %d", n)
-		}
-		keys = append(keys, bundleKeys(pm)...)
+		fn(pm)
 		next = bundleLink(pm, "next")
 	}
-	return keys
 }
 
 // searchModes returns the "Type/id" of a searchset's entries of search
@@ -68,14 +76,7 @@ func checkPaged(t *testing.T, s *servertest.Server, first string, size int, whol
 	t.Helper()
 	var matches []string
 	includes := map[string]bool{}
-	next := first
-	for pages := 0; next != ""; pages++ {
-		if pages > 100 {
-			t.Fatal("too many pages")
-		}
-		r := s.Do(t, "GET", next, nil)
-		wantStatus(t, r, 200)
-		pm := r.JSON()
+	eachPage(t, s, first, func(pm map[string]any) {
 		m := searchModes(pm, "match")
 		if len(m) > size || len(m) == 0 {
 			t.Fatalf("%s: page of %d members", first, len(m))
@@ -93,8 +94,7 @@ func checkPaged(t *testing.T, s *servertest.Server, first string, size int, whol
 		for _, k := range inc {
 			includes[k] = true
 		}
-		next = bundleLink(pm, "next")
-	}
+	})
 	if want := searchModes(whole, "match"); !slices.Equal(matches, want) {
 		t.Errorf("%s: paged members %v\nwant %v", first, matches, want)
 	}

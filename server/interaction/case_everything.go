@@ -427,13 +427,9 @@ func (c *CaseRules) Everything(ctx context.Context, h *Handler, r *Request) (*Re
 	}
 	caseRefs := mapping.EverythingFollows(eoc, nil)
 	follow := func(first bool, members []*store.Resource) ([]*store.Resource, error) {
-		maps := make([]map[string]any, 0, len(members))
-		for _, res := range members {
-			m, err := mapping.Decode(res.JSON)
-			if err != nil {
-				return nil, err
-			}
-			maps = append(maps, m)
+		maps, err := decodeAll(members)
+		if err != nil {
+			return nil, err
 		}
 		keys := mapping.EverythingFollows(eoc, maps)
 		if !first {
@@ -449,6 +445,19 @@ func (c *CaseRules) Everything(ctx context.Context, h *Handler, r *Request) (*Re
 		}), nil
 	}
 	return everythingPage(ctx, h, r, q, cur, w, follow)
+}
+
+// decodeAll decodes the stored JSON of rs.
+func decodeAll(rs []*store.Resource) ([]map[string]any, error) {
+	out := make([]map[string]any, 0, len(rs))
+	for _, res := range rs {
+		m, err := mapping.Decode(res.JSON)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, nil
 }
 
 // withSince narrows f to resources updated at or after since (when set).
