@@ -363,6 +363,39 @@ func leakRows(f *leakFixture) []leakRow {
 				body, req, _ := f.follow(t, f.tokA, "EpisodeOfCare/"+f.a.eoc+"/$everything?_count=1")
 				return body, req
 			}},
+		{name: "paging through $timeline", want: []string{a.eoc, a.cp},
+			run: func(t *testing.T, f *leakFixture) ([]byte, string) {
+				body, req, pages := f.follow(t, f.tokA, "EpisodeOfCare/"+f.a.eoc+"/$timeline?_count=1")
+				if pages < 3 {
+					t.Errorf("A's timeline has %d pages, want several", pages)
+				}
+				return body, req
+			}},
+		{name: "paging through Patient $everything", want: []string{a.pat, a.lab, a.cross, a.cond, a.cp, a.eoc, a.team},
+			run: func(t *testing.T, f *leakFixture) ([]byte, string) {
+				body, req, pages := f.follow(t, f.tokA, "Patient/"+f.a.pat+"/$everything?_count=1")
+				if pages < 5 {
+					t.Errorf("A's $everything has %d pages, want several", pages)
+				}
+				return body, req
+			}},
+		{name: "another caller's next links of A's operations", run: func(t *testing.T, f *leakFixture) ([]byte, string) {
+			// The admin's cursors over A's own data are bound to the admin.
+			var body []byte
+			for _, op := range []string{"EpisodeOfCare/" + f.a.eoc + "/$everything", "EpisodeOfCare/" + f.a.eoc + "/$timeline", "Patient/" + f.a.pat + "/$everything"} {
+				r := f.e.do(t, f.admin, "GET", op+"?_count=1", nil)
+				wantStatus(t, r, 200)
+				next := bundleLink(r.JSON(), "next")
+				if next == "" {
+					t.Fatalf("%s has no next link", op)
+				}
+				ra := f.e.do(t, f.tokA, "GET", next, nil)
+				wantStatus(t, ra, 400)
+				wantIssue(t, ra, "invalid")
+				body = append(body, ra.Body...)
+			}
+			return body, ""
+		}},
 		{name: "paging through type history", want: []string{a.lab},
 			run: func(t *testing.T, f *leakFixture) ([]byte, string) {
 				body, req, _ := f.follow(t, f.tokA, "Observation/_history?_count=2")

@@ -334,6 +334,9 @@ func (a *App) loadCase(r *http.Request, s *session, id string) (map[string]any, 
 	rel := "EpisodeOfCare/" + id + "/$everything?_count=1000"
 	var eoc map[string]any
 	var all []map[string]any
+	// Each page includes what its members reference: a resource
+	// referenced from several pages comes more than once.
+	seen := map[string]bool{}
 	for page := 0; rel != "" && page < 10; page++ {
 		b, err := a.getJSON(r.Context(), s, rel)
 		if err != nil {
@@ -341,7 +344,12 @@ func (a *App) loadCase(r *http.Request, s *session, id string) (map[string]any, 
 		}
 		m, inc := entries(b)
 		for _, res := range append(m, inc...) {
-			if eoc == nil && mapping.Key(res) == "EpisodeOfCare/"+id {
+			k := mapping.Key(res)
+			if seen[k] {
+				continue
+			}
+			seen[k] = true
+			if eoc == nil && k == "EpisodeOfCare/"+id {
 				eoc = res
 			}
 			all = append(all, res)

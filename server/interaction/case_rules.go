@@ -189,13 +189,5 @@ func (c *CaseRules) linked(ctx context.Context, h *Handler, tx *TxContext, episo
 	if err != nil {
 		return nil, err
 	}
-	out := make([]map[string]any, 0, len(rs))
-	for _, res := range rs {
-		m, err := mapping.Decode(res.JSON)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, m)
-	}
-	return out, nil
+	return decodeAll(rs)
 }

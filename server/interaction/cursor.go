@@ -20,15 +20,15 @@ import (
 const CursorParam = "_cursor"
 
 // position is where a page ended: the searched type (multi-type searches
-// page type by type), and the last row's place in the sort order (sort
-// values and id), or, for history, the last version's key.
+// and the $everything operations page type by type), and the last row's
+// place in the sort order (sort values and id), or, for history and
+// $timeline, the last version's key.
 type position struct {
 	Type    string
 	Values  []any
 	ID      string
 	Version int64     // history: the version id
 	At      time.Time // history: the version's lastUpdated
-	Index   int       // $everything/$timeline: the entry offset
 }
 
 type wireValue struct {
@@ -44,7 +44,6 @@ type wirePosition struct {
 	ID      string      `json:"i,omitempty"`
 	Version int64       `json:"n,omitempty"`
 	At      string      `json:"a,omitempty"`
-	Index   int         `json:"x,omitempty"`
 }
 
 // Cursors makes and checks the opaque, tamper-evident paging cursors of
@@ -124,7 +123,7 @@ func (c *Cursors) mac(scope, query, who string, payload []byte) []byte {
 // Make returns the cursor for p under scope (the searched path), the
 // canonical query and the caller.
 func (c *Cursors) Make(scope, query string, r *Request, p position) string {
-	w := wirePosition{Type: p.Type, ID: p.ID, Version: p.Version, Index: p.Index}
+	w := wirePosition{Type: p.Type, ID: p.ID, Version: p.Version}
 	if !p.At.IsZero() {
 		w.At = p.At.UTC().Format(time.RFC3339Nano)
 	}
@@ -165,7 +164,7 @@ func (c *Cursors) Check(token, scope, query string, r *Request) (position, error
 	if err := json.Unmarshal(payload, &w); err != nil {
 		return position{}, bad
 	}
-	p := position{Type: w.Type, ID: w.ID, Version: w.Version, Index: w.Index}
+	p := position{Type: w.Type, ID: w.ID, Version: w.Version}
 	if w.At != "" {
 		t, err := time.Parse(time.RFC3339Nano, w.At)
 		if err != nil {
