@@ -808,12 +808,13 @@ func testFindSortSkipLimit(t *testing.T, s store.Store) {
 		{store.All(), store.FindOptions{Sort: []store.SortKey{{Path: store.PathID, Desc: true}}}, []string{"p6", "p5", "p4", "p3", "p2", "p1"}},
 		{store.All(), store.FindOptions{Sort: []store.SortKey{{Path: store.PathLastUpdated, Desc: true}}, Limit: 2}, []string{"p6", "p5"}},
 		{store.All(), store.FindOptions{Sort: []store.SortKey{{Path: store.PathLastUpdated}}, Skip: 4}, []string{"p5", "p6"}},
-		{store.All(), store.FindOptions{Sort: []store.SortKey{{Path: "age"}}}, []string{"p5", "p4", "p2", "p1", "p3", "p6"}},
+		// A missing sort value sorts last, in either direction.
+		{store.All(), store.FindOptions{Sort: []store.SortKey{{Path: "age"}}}, []string{"p4", "p2", "p1", "p3", "p6", "p5"}},
 		{store.All(), store.FindOptions{Sort: []store.SortKey{{Path: "age", Desc: true}}, Skip: 1, Limit: 3}, []string{"p3", "p1", "p2"}},
 		// Ties (gender female) broken by id ascending, whatever the direction.
 		{store.Eq("gender", "female"), store.FindOptions{Sort: []store.SortKey{{Path: "gender", Desc: true}}}, []string{"p1", "p3"}},
-		{store.All(), store.FindOptions{Sort: []store.SortKey{{Path: "gender"}, {Path: "age", Desc: true}}}, []string{"p5", "p3", "p1", "p2", "p6", "p4"}},
-		{store.All(), store.FindOptions{Sort: []store.SortKey{{Path: "birthdate.lo"}}}, []string{"p4", "p5", "p6", "p3", "p1", "p2"}},
+		{store.All(), store.FindOptions{Sort: []store.SortKey{{Path: "gender"}, {Path: "age", Desc: true}}}, []string{"p3", "p1", "p2", "p6", "p4", "p5"}},
+		{store.All(), store.FindOptions{Sort: []store.SortKey{{Path: "birthdate.lo"}}}, []string{"p3", "p1", "p2", "p4", "p5", "p6"}},
 		// Arrays sort by their least element ascending, greatest descending.
 		{store.Exists("name", true), store.FindOptions{Sort: []store.SortKey{{Path: "name"}}}, []string{"p6", "p1", "p2", "p3"}},
 		{store.Exists("name", true), store.FindOptions{Sort: []store.SortKey{{Path: "name", Desc: true}}}, []string{"p1", "p3", "p2", "p6"}},

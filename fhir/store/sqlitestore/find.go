@@ -1,0 +1,681 @@
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"strconv"
+	"strings"
+
+	"github.com/casefhir/casefhir/fhir/store"
+)
+
+// builder translates a store.Filter into an SQL predicate on the current
+// row r, with its arguments.
+type builder struct {
+	s    *Store
+	typ  string
+	args []any
+}
+
+// exact reports whether every leaf of f has an SQL translation that
+// matches exactly what store.Filter.Match does.
+func exact(f *store.Filter) bool {
+	if f == nil {
+		return true
+	}
+	switch f.Op {
+	case store.OpAll:
+		return true
+	case store.OpAnd, store.OpOr, store.OpNot:
+		for _, c := range f.Children {
+			if !exact(c) {
+				return false
+			}
+		}
+		return true
+	}
+	if numericSegment(f.Path) {
+		return false
+	}
+	check := func(v any) bool {
+		switch v.(type) {
+		case map[string]any, []any:
+			return false
+		}
+		return true
+	}
+	if !check(f.Value) {
+		return false
+	}
+	for _, v := range f.Values {
+		if !check(v) {
+			return false
+		}
+	}
+	return true
+}
+
+func (b *builder) pred(f *store.Filter) string {
+	if f == nil {
+		return "1"
+	}
+	switch f.Op {
+	case store.OpAll:
+		return "1"
+	case store.OpAnd, store.OpOr:
+		if len(f.Children) == 0 {
+			if f.Op == store.OpAnd {
+				return "1"
+			}
+			return "0"
+		}
+		parts := make([]string, len(f.Children))
+		for i, c := range f.Children {
+			parts[i] = b.pred(c)
+		}
+		sep := " AND "
+		if f.Op == store.OpOr {
+			sep = " OR "
+		}
+		return "(" + strings.Join(parts, sep) + ")"
+	case store.OpNot:
+		if len(f.Children) == 0 {
+			return "1"
+		}
+		return "NOT " + b.pred(store.Or(f.Children...))
+	}
+	switch f.Path {
+	case store.PathID:
+		return b.idPred(f)
+	case store.PathLastUpdated:
+		return b.luPred(f)
+	}
+	switch f.Op {
+	case store.OpEq:
+		return b.eq(f.Path, f.Value)
+	case store.OpIn:
+		if len(f.Values) == 0 {
+			return "0"
+		}
+		parts := make([]string, len(f.Values))
+		for i, v := range f.Values {
+			parts[i] = b.eq(f.Path, v)
+		}
+		return "(" + strings.Join(parts, " OR ") + ")"
+	case store.OpLt, store.OpLte, store.OpGt, store.OpGte:
+		l, ok := scalar(f.Value)
+		if !ok || l.kind == kNull {
+			return "0"
+		}
+		return b.vals(f.Path, l.kind, "v"+cmpOp(f.Op)+"?", l.v)
+	case store.OpPrefix:
+		p, ok := f.Value.(string)
+		if !ok {
+			return "0"
+		}
+		if hi, ok := successor(p); ok {
+			return b.vals(f.Path, kString, "v>=? AND v<?", p, hi)
+		}
+		return b.vals(f.Path, kString, "v>=?", p)
+	case store.OpContains:
+		p, ok := f.Value.(string)
+		if !ok {
+			return "0"
+		}
+		return b.vals(f.Path, kString, "instr(v, ?)>0", p)
+	case store.OpExists:
+		yes, _ := f.Value.(bool)
+		e := b.exists(f.Path)
+		if yes {
+			return e
+		}
+		return "NOT " + e
+	}
+	return "0"
+}
+
+func cmpOp(op store.Op) string {
+	switch op {
+	case store.OpLt:
+		return "<"
+	case store.OpLte:
+		return "<="
+	case store.OpGt:
+		return ">"
+	case store.OpGte:
+		return ">="
+	}
+	return "="
+}
+
+// successor returns the least string greater than every string with
+// prefix p (byte order), when there is one.
+func successor(p string) (string, bool) {
+	b := []byte(p)
+	for i := len(b) - 1; i >= 0; i-- {
+		if b[i] < 0xff {
+			b[i]++
+			return string(b[:i+1]), true
+		}
+	}
+	return "", false
+}
+
+// vals is "r.rk IN (rows of path's kind matching cond)".
+func (b *builder) vals(path string, kind byte, cond string, args ...any) string {
+	pid, ok := b.s.pid(b.typ, path, kind)
+	if !ok {
+		return "0"
+	}
+	b.args = append(b.args, pid)
+	b.args = append(b.args, args...)
+	return "r.rk IN (SELECT rk FROM vals WHERE pid=? AND " + cond + ")"
+}
+
+func (b *builder) eq(path string, v any) string {
+	l, ok := scalar(v)
+	if !ok {
+		return "0"
+	}
+	if l.kind == kNull {
+		// A null leaf, or no value at all.
+		return "(NOT " + b.exists(path) + " OR " + b.vals(path, kNull, "v=0") + ")"
+	}
+	return b.vals(path, l.kind, "v=?", l.v)
+}
+
+func (b *builder) exists(path string) string {
+	pids := b.s.pidsUnder(b.typ, path)
+	if len(pids) == 0 {
+		return "0"
+	}
+	for _, p := range pids {
+		b.args = append(b.args, p)
+	}
+	return "r.rk IN (SELECT rk FROM vals WHERE pid IN (" + placeholders(len(pids)) + "))"
+}
+
+func placeholders(n int) string { return strings.TrimSuffix(strings.Repeat("?,", n), ",") }
+
+func (b *builder) idPred(f *store.Filter) string {
+	str := func(v any) (string, bool) { s, ok := v.(string); return s, ok }
+	switch f.Op {
+	case store.OpEq:
+		v, ok := str(f.Value)
+		if !ok {
+			return "0"
+		}
+		b.args = append(b.args, v)
+		return "r.id=?"
+	case store.OpIn:
+		var ids []string
+		for _, x := range f.Values {
+			if v, ok := str(x); ok {
+				ids = append(ids, v)
+			}
+		}
+		if len(ids) == 0 {
+			return "0"
+		}
+		for _, id := range ids {
+			b.args = append(b.args, id)
+		}
+		return "r.id IN (" + placeholders(len(ids)) + ")"
+	case store.OpLt, store.OpLte, store.OpGt, store.OpGte:
+		v, ok := str(f.Value)
+		if !ok {
+			return "0"
+		}
+		b.args = append(b.args, v)
+		return "r.id" + cmpOp(f.Op) + "?"
+	case store.OpPrefix:
+		v, ok := str(f.Value)
+		if !ok {
+			return "0"
+		}
+		b.args = append(b.args, v)
+		if hi, ok := successor(v); ok {
+			b.args = append(b.args, hi)
+			return "(r.id>=? AND r.id<?)"
+		}
+		return "r.id>=?"
+	case store.OpContains:
+		v, ok := str(f.Value)
+		if !ok {
+			return "0"
+		}
+		b.args = append(b.args, v)
+		return "instr(r.id, ?)>0"
+	case store.OpExists:
+		if yes, _ := f.Value.(bool); yes {
+			return "1"
+		}
+	}
+	return "0"
+}
+
+func (b *builder) luPred(f *store.Filter) string {
+	tm := func(v any) (int64, bool) {
+		l, ok := scalar(v)
+		return asInt(l.v), ok && l.kind == kTime
+	}
+	switch f.Op {
+	case store.OpEq, store.OpLt, store.OpLte, store.OpGt, store.OpGte:
+		v, ok := tm(f.Value)
+		if !ok {
+			return "0"
+		}
+		b.args = append(b.args, v)
+		return "r.lu" + cmpOp(f.Op) + "?"
+	case store.OpIn:
+		var parts []string
+		for _, x := range f.Values {
+			if v, ok := tm(x); ok {
+				b.args = append(b.args, v)
+				parts = append(parts, "?")
+			}
+		}
+		if len(parts) == 0 {
+			return "0"
+		}
+		return "r.lu IN (" + strings.Join(parts, ",") + ")"
+	case store.OpExists:
+		if yes, _ := f.Value.(bool); yes {
+			return "1"
+		}
+	}
+	return "0"
+}
+
+func asInt(v any) int64 { i, _ := v.(int64); return i }
+
+// sortable lists the pids a sort path can have a value at.
+func (s *Store) sortPids(typ, path string) []int64 {
+	var out []int64
+	for _, k := range []byte{kString, kNumber, kTime, kBool} {
+		if pid, ok := s.pid(typ, path, k); ok {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// phase is one SQL statement of a Find; the results of phases follow each
+// other.
+type phase struct {
+	q    string
+	args []any
+}
+
+const findCols = "SELECT h.type, h.id, h.version, h.lu, h.deleted, h.json, h.idx"
+const findColsNoJSON = "SELECT h.type, h.id, h.version, h.lu, h.deleted, NULL, h.idx"
+
+// Find implements store.Store.
+func (s *Store) Find(ctx context.Context, typ string, f *store.Filter, opt store.FindOptions) (store.Cursor, error) {
+	const op = "sqlitestore.Find"
+	if err := checkType(op, typ); err != nil {
+		return nil, err
+	}
+	if err := s.refreshPaths(ctx, typ, f, opt.Sort); err != nil {
+		return nil, err
+	}
+	b := &builder{s: s, typ: typ}
+	where := "1"
+	exactSQL := exact(f)
+	if exactSQL {
+		where = b.pred(f)
+	}
+	cols := findCols
+	if opt.IndexOnly {
+		cols = findColsNoJSON
+	}
+	limit := -1
+	if exactSQL && opt.Limit > 0 {
+		limit = opt.Limit + max(opt.Skip, 0)
+	}
+	phases, err := s.plan(typ, cols, where, b.args, opt, limit)
+	if err != nil {
+		return nil, err
+	}
+	tx, err := s.r.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, translate(op, err)
+	}
+	c := &cursor{ctx: ctx, tx: tx, phases: phases, skip: max(opt.Skip, 0), limit: opt.Limit, withJSON: !opt.IndexOnly}
+	if !exactSQL {
+		c.match = f
+	}
+	return c, nil
+}
+
+// plan builds the statements of a Find.
+func (s *Store) plan(typ, cols, where string, wargs []any, opt store.FindOptions, limit int) ([]phase, error) {
+	base := func() []any { return append([]any{typ}, wargs...) }
+	keys := opt.Sort
+	if len(keys) == 1 && keys[0].Path == store.PathID {
+		keys = nil
+		if opt.Sort[0].Desc {
+			q := cols + " FROM resources r JOIN history h ON h.hrow=r.hrow WHERE r.type=? AND r.deleted=0 AND " + where
+			args := base()
+			if opt.After != nil {
+				q += " AND r.id<?"
+				args = append(args, opt.After.ID)
+			}
+			return []phase{{q + " ORDER BY r.id DESC LIMIT ?", append(args, limit)}}, nil
+		}
+	}
+	if len(keys) == 0 {
+		q := cols + " FROM resources r JOIN history h ON h.hrow=r.hrow WHERE r.type=? AND r.deleted=0 AND " + where
+		args := base()
+		if opt.After != nil {
+			q += " AND r.id>?"
+			args = append(args, opt.After.ID)
+		}
+		return []phase{{q + " ORDER BY r.id LIMIT ?", append(args, limit)}}, nil
+	}
+	if len(keys) == 1 && keys[0].Path == store.PathLastUpdated {
+		dir := ""
+		cmp := ">"
+		if keys[0].Desc {
+			dir, cmp = " DESC", "<"
+		}
+		q := cols + " FROM resources r JOIN history h ON h.hrow=r.hrow WHERE r.type=? AND r.deleted=0 AND " + where
+		args := base()
+		if a := opt.After; a != nil && len(a.Values) > 0 {
+			l, _ := scalar(a.Values[0])
+			q += " AND r.lu" + cmp + "=? AND (r.lu" + cmp + "? OR r.id>?)"
+			args = append(args, l.v, l.v, a.ID)
+		}
+		return []phase{{q + " ORDER BY r.lu" + dir + ", r.id LIMIT ?", append(args, limit)}}, nil
+	}
+	if len(keys) == 1 && keys[0].Path != store.PathID {
+		pids := s.sortPids(typ, keys[0].Path)
+		if len(pids) <= 1 {
+			return s.planIndexed(typ, cols, where, wargs, keys[0], pids, opt.After, limit), nil
+		}
+	}
+	return s.planGeneral(typ, cols, where, wargs, keys, opt.After, limit), nil
+}
+
+// planIndexed sorts by one Index path with values of one kind: the rows
+// that have a value, walked in the vals index, then those without one,
+// by id.
+func (s *Store) planIndexed(typ, cols, where string, wargs []any, k store.SortKey, pids []int64, after *store.Position, limit int) []phase {
+	var out []phase
+	missing := cols + " FROM resources r JOIN history h ON h.hrow=r.hrow WHERE r.type=? AND r.deleted=0 AND " + where
+	margs := append([]any{typ}, wargs...)
+	var av any
+	if after != nil && len(after.Values) > 0 {
+		av = after.Values[0]
+	}
+	if len(pids) == 1 {
+		pid := pids[0]
+		agg, dir, cmp := "min", "", ">"
+		if k.Desc {
+			agg, dir, cmp = "max", " DESC", "<"
+		}
+		q := cols + " FROM vals s JOIN resources r ON r.rk=s.rk JOIN history h ON h.hrow=r.hrow" +
+			" WHERE s.pid=? AND r.type=? AND r.deleted=0" +
+			" AND s.v=(SELECT " + agg + "(v) FROM vals WHERE rk=s.rk AND pid=s.pid) AND " + where
+		args := append([]any{pid, typ}, wargs...)
+		switch {
+		case after == nil:
+			out = append(out, phase{q + " ORDER BY s.v" + dir + ", r.id LIMIT ?", append(args, limit)})
+		case av != nil:
+			l, _ := scalar(av)
+			q += " AND s.v" + cmp + "=? AND (s.v" + cmp + "? OR r.id>?)"
+			args = append(args, l.v, l.v, after.ID)
+			out = append(out, phase{q + " ORDER BY s.v" + dir + ", r.id LIMIT ?", append(args, limit)})
+		}
+		missing += " AND NOT EXISTS (SELECT 1 FROM vals WHERE rk=r.rk AND pid=?)"
+		margs = append(margs, pid)
+	}
+	if after != nil && av == nil {
+		missing += " AND r.id>?"
+		margs = append(margs, after.ID)
+	}
+	return append(out, phase{missing + " ORDER BY r.id LIMIT ?", append(margs, limit)})
+}
+
+// planGeneral sorts by several keys: SQLite computes each key per match
+// and sorts the matches.
+func (s *Store) planGeneral(typ, cols, where string, wargs []any, keys []store.SortKey, after *store.Position, limit int) []phase {
+	var sel []string
+	var selArgs []any
+	var order []string
+	for i, k := range keys {
+		col := "k" + strconv.Itoa(i)
+		switch k.Path {
+		case store.PathID:
+			sel = append(sel, "r.id AS "+col)
+		case store.PathLastUpdated:
+			sel = append(sel, "r.lu AS "+col)
+		default:
+			pids := s.sortPids(typ, k.Path)
+			if len(pids) == 0 {
+				sel = append(sel, "NULL AS "+col)
+				break
+			}
+			agg := "min"
+			if k.Desc {
+				agg = "max"
+			}
+			sel = append(sel, "(SELECT "+agg+"(v) FROM vals WHERE rk=r.rk AND pid IN ("+placeholders(len(pids))+")) AS "+col)
+			for _, p := range pids {
+				selArgs = append(selArgs, p)
+			}
+		}
+		dir := ""
+		if k.Desc {
+			dir = " DESC"
+		}
+		order = append(order, "("+col+" IS NULL)", col+dir)
+	}
+	inner := "SELECT r.rk, r.id, r.hrow, " + strings.Join(sel, ", ") +
+		" FROM resources r WHERE r.type=? AND r.deleted=0 AND " + where
+	args := append(selArgs, typ)
+	args = append(args, wargs...)
+	q := cols + " FROM (" + inner + ") r JOIN history h ON h.hrow=r.hrow"
+	if after != nil {
+		var ors []string
+		var eqs []string
+		var eqArgs []any
+		for i, k := range keys {
+			col := "k" + strconv.Itoa(i)
+			var v any
+			if i < len(after.Values) {
+				v = after.Values[i]
+			}
+			if v == nil {
+				eqs = append(eqs, col+" IS NULL")
+				continue
+			}
+			l, _ := scalar(v)
+			cmp := ">"
+			if k.Desc {
+				cmp = "<"
+			}
+			cond := strings.Join(append(append([]string{}, eqs...), "("+col+cmp+"? OR "+col+" IS NULL)"), " AND ")
+			ors = append(ors, "("+cond+")")
+			args = append(args, eqArgs...)
+			args = append(args, l.v)
+			eqs = append(eqs, col+"=?")
+			eqArgs = append(eqArgs, l.v)
+		}
+		ors = append(ors, "("+strings.Join(append(eqs, "r.id>?"), " AND ")+")")
+		args = append(args, eqArgs...)
+		args = append(args, after.ID)
+		q += " WHERE " + strings.Join(ors, " OR ")
+	}
+	q += " ORDER BY " + strings.Join(order, ", ") + ", r.id LIMIT ?"
+	return []phase{{q, append(args, limit)}}
+}
+
+// refreshPaths re-reads the path table when the query names a path this
+// process has not seen (another process may have added it).
+func (s *Store) refreshPaths(ctx context.Context, typ string, f *store.Filter, keys []store.SortKey) error {
+	missing := false
+	var visit func(f *store.Filter)
+	visit = func(f *store.Filter) {
+		if f == nil || missing {
+			return
+		}
+		for _, c := range f.Children {
+			visit(c)
+		}
+		if f.Path != "" && f.Path != store.PathID && f.Path != store.PathLastUpdated && len(s.pidsUnder(typ, f.Path)) == 0 {
+			missing = true
+		}
+	}
+	visit(f)
+	for _, k := range keys {
+		if k.Path != store.PathID && k.Path != store.PathLastUpdated && len(s.pidsUnder(typ, k.Path)) == 0 {
+			missing = true
+		}
+	}
+	if !missing {
+		return nil
+	}
+	return s.loadPaths(ctx, s.r)
+}
+
+// cursor streams the phases of a Find inside one read transaction.
+type cursor struct {
+	ctx         context.Context
+	tx          *sql.Tx
+	phases      []phase
+	rows        *sql.Rows
+	match       *store.Filter // set when SQL over-matches
+	skip, limit int
+	n           int
+	withJSON    bool
+	done        bool
+}
+
+// Next implements store.Cursor.
+func (c *cursor) Next(ctx context.Context) (*store.Resource, error) {
+	const op = "sqlitestore.Find"
+	for !c.done {
+		if c.limit > 0 && c.n >= c.limit {
+			break
+		}
+		if c.rows == nil {
+			if len(c.phases) == 0 {
+				break
+			}
+			p := c.phases[0]
+			c.phases = c.phases[1:]
+			rows, err := c.tx.QueryContext(c.ctx, p.q, p.args...)
+			if err != nil {
+				return nil, translate(op, err)
+			}
+			c.rows = rows
+		}
+		if !c.rows.Next() {
+			err := c.rows.Err()
+			_ = c.rows.Close()
+			c.rows = nil
+			if err != nil {
+				return nil, translate(op, err)
+			}
+			continue
+		}
+		r, err := scanResource(c.rows, c.withJSON)
+		if err != nil {
+			return nil, translate(op, err)
+		}
+		if c.match != nil && !c.match.Match(r) {
+			continue
+		}
+		if c.skip > 0 {
+			c.skip--
+			continue
+		}
+		c.n++
+		return r, nil
+	}
+	_ = c.Close(ctx)
+	return nil, nil
+}
+
+// Close implements store.Cursor.
+func (c *cursor) Close(context.Context) error {
+	if c.done {
+		return nil
+	}
+	c.done = true
+	if c.rows != nil {
+		_ = c.rows.Close()
+	}
+	_ = c.tx.Rollback()
+	return nil
+}
+
+// Count implements store.Store: SQLite counts.
+func (s *Store) Count(ctx context.Context, typ string, f *store.Filter) (int64, error) {
+	const op = "sqlitestore.Count"
+	if err := checkType(op, typ); err != nil {
+		return 0, err
+	}
+	if !exact(f) {
+		cur, err := s.Find(ctx, typ, f, store.FindOptions{IndexOnly: true})
+		if err != nil {
+			return 0, err
+		}
+		defer cur.Close(ctx)
+		var n int64
+		for {
+			r, err := cur.Next(ctx)
+			if err != nil {
+				return 0, err
+			}
+			if r == nil {
+				return n, nil
+			}
+			n++
+		}
+	}
+	if err := s.refreshPaths(ctx, typ, f, nil); err != nil {
+		return 0, err
+	}
+	b := &builder{s: s, typ: typ}
+	where := b.pred(f)
+	var n int64
+	err := s.r.QueryRowContext(ctx, "SELECT count(*) FROM resources r WHERE r.type=? AND r.deleted=0 AND "+where,
+		append([]any{typ}, b.args...)...).Scan(&n)
+	return n, translate(op, err)
+}
+
+// Scan is Find in id order: every current resource of typ matching f,
+// streamed (bulk export).
+func (s *Store) Scan(ctx context.Context, typ string, f *store.Filter) (store.Cursor, error) {
+	return s.Find(ctx, typ, f, store.FindOptions{})
+}
+
+// ScanJSON calls fn with the JSON of every current resource of typ (valid
+// only during the call). It is the baseline export throughput is measured
+// against.
+func (s *Store) ScanJSON(ctx context.Context, typ string, fn func(js []byte) error) (int64, error) {
+	const op = "sqlitestore.ScanJSON"
+	if err := checkType(op, typ); err != nil {
+		return 0, err
+	}
+	rows, err := s.r.QueryContext(ctx, "SELECT h.json FROM resources r JOIN history h ON h.hrow=r.hrow WHERE r.type=? AND r.deleted=0", typ)
+	if err != nil {
+		return 0, translate(op, err)
+	}
+	defer rows.Close()
+	var n int64
+	for rows.Next() {
+		var js sql.RawBytes
+		if err := rows.Scan(&js); err != nil {
+			return n, translate(op, err)
+		}
+		if err := fn(js); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, translate(op, rows.Err())
+}
+
