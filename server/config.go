@@ -45,10 +45,6 @@ type Config struct {
 
 	// AuditOff disables the AuditEvent trail (on by default).
 	AuditOff bool
-	// EmbeddedSearch is how the embedded store serves searches: "memory"
-	// (default; an in-memory copy of the search values, fast, costs memory)
-	// or "scan" (reads the database for every search; little memory).
-	EmbeddedSearch string
 
 	// Version is the software version reported in the CapabilityStatement.
 	Version string
@@ -139,9 +135,6 @@ func (c *Config) Validate() error {
 		}
 	default:
 		return fmt.Errorf("--auth %q: want smart or off", c.Auth)
-	}
-	if c.EmbeddedSearch != "" && c.EmbeddedSearch != "memory" && c.EmbeddedSearch != "scan" {
-		return fmt.Errorf("--embedded-search %q: want memory or scan", c.EmbeddedSearch)
 	}
 	if c.MaxBodyBytes < 1024 {
 		return errors.New("--max-body: must be at least 1024 bytes")

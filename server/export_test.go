@@ -365,7 +365,7 @@ func TestExportSurvivesRestart(t *testing.T) {
 func seedBulk(t *testing.T, dir string, n int) []string {
 	t.Helper()
 	ctx := context.Background()
-	emb, err := bulkbench.OpenEmbedded(ctx, dir, "casefhir")
+	emb, err := bulkbench.OpenEmbedded(ctx, dir)
 	if err != nil {
 		t.Fatal(err)
 	}

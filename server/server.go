@@ -17,8 +17,8 @@ import (
 	"github.com/casefhir/casefhir/fhir/outcome"
 	"github.com/casefhir/casefhir/fhir/search"
 	"github.com/casefhir/casefhir/fhir/store"
-	"github.com/casefhir/casefhir/fhir/store/embedded"
 	"github.com/casefhir/casefhir/fhir/store/mongostore"
+	"github.com/casefhir/casefhir/fhir/store/sqlitestore"
 	"github.com/casefhir/casefhir/server/auth"
 	"github.com/casefhir/casefhir/server/auth/audit"
 	"github.com/casefhir/casefhir/server/bulk"
@@ -96,22 +96,22 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	return s, nil
 }
 
+// openStore opens MongoDB when a URI is configured, otherwise the
+// embedded SQLite store in the data folder.
 func (s *Server) openStore(ctx context.Context) error {
-	opts := mongostore.Options{URI: s.cfg.MongoURI, Database: s.cfg.Database, Logger: s.log}
+	var st store.Store
 	if s.cfg.MongoURI == "" {
-		emb, err := embedded.Start(ctx, embedded.Options{DataDir: s.cfg.DataDir, Logger: s.log})
+		sq, err := sqlitestore.Open(ctx, sqlitestore.Options{Dir: s.cfg.DataDir, Logger: s.log})
 		if err != nil {
 			return fmt.Errorf("embedded store in %s: %v", s.cfg.DataDir, err)
 		}
-		s.closers = append(s.closers, func(context.Context) error { return emb.Close() })
-		opts.URI = emb.URI()
-		opts.Embedded = true
-		opts.ScanSearch = s.cfg.EmbeddedSearch == "scan"
-		opts.OnCollection = emb.EnsureIDIndex
-	}
-	st, err := mongostore.Open(ctx, opts)
-	if err != nil {
-		return fmt.Errorf("database unreachable: %v", err)
+		st = sq
+	} else {
+		mg, err := mongostore.Open(ctx, mongostore.Options{URI: s.cfg.MongoURI, Database: s.cfg.Database, Logger: s.log})
+		if err != nil {
+			return fmt.Errorf("database unreachable: %v", err)
+		}
+		st = mg
 	}
 	s.closers = append(s.closers, st.Close)
 	s.base = st

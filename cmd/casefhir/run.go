@@ -75,7 +75,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	exportDir := envFlag(fs, getenv, "export-dir", "CASEFHIR_EXPORT_DIR", "", "directory of bulk export output (default <data-dir>/exports)")
 	exportConc := envFlag(fs, getenv, "export-concurrency", "CASEFHIR_EXPORT_CONCURRENCY", "1", "bulk export jobs run at once")
 	exportRet := envFlag(fs, getenv, "export-retention", "CASEFHIR_EXPORT_RETENTION", "24h", "how long bulk export output is kept")
-	embSearch := envFlag(fs, getenv, "embedded-search", "CASEFHIR_EMBEDDED_SEARCH", "memory", "embedded store only: memory serves searches from an in-memory copy of the search values (fast, costs memory); scan reads the database each time")
 	auditMode := envFlag(fs, getenv, "audit", "CASEFHIR_AUDIT", "on", "on: every request that reads or changes data leaves an AuditEvent; off: no audit trail")
 	logLevel := envFlag(fs, getenv, "log-level", "CASEFHIR_LOG_LEVEL", "info", "log level: debug, info, warn, error")
 	logFormat := envFlag(fs, getenv, "log-format", "CASEFHIR_LOG_FORMAT", "text", "log format: text or json")
@@ -113,7 +112,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	cfg := server.Config{
 		Addr: *addr, BaseURL: *baseURL, MongoURI: *mongoURI, Database: *database, DataDir: *dataDir,
 		Auth: *authMode, OIDCIssuer: *issuer, OIDCAudience: *audience,
-		MaxBodyBytes: mb, MaxBundleEntries: me, Version: version, Logger: log, AuditOff: *auditMode == "off", EmbeddedSearch: *embSearch,
+		MaxBodyBytes: mb, MaxBundleEntries: me, Version: version, Logger: log, AuditOff: *auditMode == "off",
 		ExportDir: *exportDir, ExportConcurrency: ec, ExportRetention: er,
 	}
 	cfg.Defaults()

@@ -66,7 +66,7 @@ func newEnv(t *testing.T, n int, o bulk.Options) *env {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	emb, err := bulkbench.OpenEmbedded(ctx, filepath.Join(dir, "data"), "bulktest")
+	emb, err := bulkbench.OpenEmbedded(ctx, filepath.Join(dir, "data"))
 	if err != nil {
 		t.Fatal(err)
 	}

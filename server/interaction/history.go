@@ -32,7 +32,12 @@ func (h *Handler) History(ctx context.Context, r *Request) (*Response, error) {
 		return nil, err
 	}
 	if q.Before.IsZero() {
-		q.Before = h.o.Now().UTC().Truncate(time.Millisecond).Add(time.Millisecond)
+		// The first page includes the current millisecond; waiting until it
+		// has passed keeps versions written after this request (stamped
+		// later) out of every page of this history.
+		now := h.o.Now().UTC()
+		q.Before = now.Truncate(time.Millisecond).Add(time.Millisecond)
+		time.Sleep(q.Before.Sub(now))
 	}
 	count, err := h.count(r.Query)
 	if err != nil {

@@ -15,41 +15,31 @@ import (
 	"github.com/casefhir/casefhir/conformance"
 	"github.com/casefhir/casefhir/fhir/search"
 	"github.com/casefhir/casefhir/fhir/store"
-	"github.com/casefhir/casefhir/fhir/store/embedded"
-	"github.com/casefhir/casefhir/fhir/store/mongostore"
+	"github.com/casefhir/casefhir/fhir/store/sqlitestore"
 	"github.com/casefhir/casefhir/server/bulk"
 	"github.com/casefhir/casefhir/server/interaction"
 )
 
-// Embedded is an embedded store opened on a data directory.
+// Embedded is the embedded store opened on a data directory.
 type Embedded struct {
-	Store *mongostore.Store
-	emb   *embedded.Server
+	Store *sqlitestore.Store
 }
 
-// OpenEmbedded starts the embedded store on dir and opens database on it
-// the way the server does.
-func OpenEmbedded(ctx context.Context, dir, database string) (*Embedded, error) {
-	emb, err := embedded.Start(ctx, embedded.Options{DataDir: dir})
+// OpenEmbedded opens the embedded store on dir the way the server does.
+func OpenEmbedded(ctx context.Context, dir string) (*Embedded, error) {
+	st, err := sqlitestore.Open(ctx, sqlitestore.Options{Dir: dir})
 	if err != nil {
 		return nil, err
 	}
-	st, err := mongostore.Open(ctx, mongostore.Options{URI: emb.URI(), Database: database, Embedded: true,
-		OnCollection: emb.EnsureIDIndex})
-	if err != nil {
-		_ = emb.Close()
-		return nil, err
-	}
-	return &Embedded{Store: st, emb: emb}, nil
+	return &Embedded{Store: st}, nil
 }
 
-// Close closes the store and stops the embedded server.
-func (e *Embedded) Close() error {
-	err := e.Store.Close(context.Background())
-	if e2 := e.emb.Close(); err == nil {
-		err = e2
-	}
-	return err
+// Close closes the store.
+func (e *Embedded) Close() error { return e.Store.Close(context.Background()) }
+
+// Loader is a store's bulk insert path.
+type Loader interface {
+	InsertMany(ctx context.Context, rs []*store.Resource) error
 }
 
 // Registry returns the server's search registry (R4 and casefhir parameters).
@@ -60,7 +50,7 @@ func Registry() (*search.Registry, error) {
 // Seed stores n resources: one Patient in ten, the rest Observations,
 // Conditions and Encounters of those patients (a few hundred bytes each),
 // indexed by reg, in batches of 1000. It returns their "Type/id" keys.
-func Seed(ctx context.Context, st *mongostore.Store, reg *search.Registry, n int) ([]string, error) {
+func Seed(ctx context.Context, st Loader, reg *search.Registry, n int) ([]string, error) {
 	now := time.Now().UTC().Truncate(time.Millisecond).Add(-time.Minute)
 	lu := now.Format("2006-01-02T15:04:05.000Z")
 	keys := make([]string, 0, n)
@@ -158,7 +148,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		defer os.RemoveAll(d)
 		o.Dir = d
 	}
-	emb, err := OpenEmbedded(ctx, filepath.Join(o.Dir, "data"), "bench")
+	emb, err := OpenEmbedded(ctx, filepath.Join(o.Dir, "data"))
 	if err != nil {
 		return nil, err
 	}
