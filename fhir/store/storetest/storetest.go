@@ -46,6 +46,11 @@ func RunExcept(t *testing.T, open func(t *testing.T) store.Store, except ...stri
 		{"LockExpiry", testLockExpiry},
 		{"ConcurrentUpdates", testConcurrentUpdates},
 		{"Types", testTypes},
+		{"SortOrder", testSortOrder},
+		{"KeysetPaging", testKeysetPaging},
+		{"PagingConcurrentWrites", testPagingConcurrentWrites},
+		{"LargeResult", testLargeResult},
+		{"TxInvisibleUntilCommit", testTxInvisibleUntilCommit},
 		{"Ping", func(t *testing.T, s store.Store) {
 			if err := s.Ping(context.Background()); err != nil {
 				t.Fatal(err)
