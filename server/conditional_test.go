@@ -102,4 +102,3 @@ func TestConditionalCreateUpdateDelete(t *testing.T) {
 		t.Errorf("conditional patch: %s", r.Body)
 	}
 }
-

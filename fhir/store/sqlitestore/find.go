@@ -678,4 +678,3 @@ func (s *Store) ScanJSON(ctx context.Context, typ string, fn func(js []byte) err
 	}
 	return n, translate(op, rows.Err())
 }
-

@@ -44,7 +44,7 @@ type Store struct {
 	path string
 
 	mu    sync.RWMutex
-	paths map[pathKey]int64  // interned (type, path, kind) → pid
+	paths map[pathKey]int64    // interned (type, path, kind) → pid
 	byTyp map[string][]pathRow // per type, every interned path
 }
 
