@@ -3,26 +3,26 @@ package sqlitestore
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
+	"math"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/casefhir/casefhir/fhir/outcome"
 	"github.com/casefhir/casefhir/fhir/store"
 )
 
-// valChunk is how many search values one multi-row insert carries.
-const valChunk = 50
-
-// writer is one write transaction with its prepared statements.
+// writer is one write transaction. modernc's driver prepares a statement
+// at every execution, so a transaction runs few statements: rows of one
+// kind go in together (multi-row VALUES, or json_each over one JSON
+// argument).
 type writer struct {
-	s     *Store
-	tx    *sql.Tx
-	stmts map[string]*sql.Stmt
+	s  *Store
+	tx *sql.Tx
 	// paths interned by this transaction: cached only after commit.
 	newPaths map[pathKey]int64
-	types    map[string]bool
-	leaves   []leaf
-	args     []any
 }
 
 func (s *Store) begin(ctx context.Context, op string) (*writer, error) {
@@ -30,32 +30,12 @@ func (s *Store) begin(ctx context.Context, op string) (*writer, error) {
 	if err != nil {
 		return nil, translate(op, err)
 	}
-	return &writer{s: s, tx: tx, stmts: map[string]*sql.Stmt{}, newPaths: map[pathKey]int64{}, types: map[string]bool{}}, nil
+	return &writer{s: s, tx: tx, newPaths: map[pathKey]int64{}}, nil
 }
 
-func (w *writer) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
-	if st, ok := w.stmts[q]; ok {
-		return st, nil
-	}
-	st, err := w.tx.PrepareContext(ctx, q)
-	if err != nil {
-		return nil, err
-	}
-	w.stmts[q] = st
-	return st, nil
-}
-
-func (w *writer) rollback() {
-	for _, st := range w.stmts {
-		_ = st.Close()
-	}
-	_ = w.tx.Rollback()
-}
+func (w *writer) rollback() { _ = w.tx.Rollback() }
 
 func (w *writer) commit(op string) error {
-	for _, st := range w.stmts {
-		_ = st.Close()
-	}
 	if err := w.tx.Commit(); err != nil {
 		return translate(op, err)
 	}
@@ -72,111 +52,230 @@ func (w *writer) commit(op string) error {
 	return nil
 }
 
-// exec runs a cached prepared statement.
-func (w *writer) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
-	st, err := w.stmt(ctx, q)
-	if err != nil {
-		return nil, err
-	}
-	return st.ExecContext(ctx, args...)
-}
-
 // errConflict marks a failed compare-and-swap inside a transaction.
 var errConflict = errors.New("version conflict")
 
-// put stores r as a new version: a history row, the current row (created
-// when prev is nil, otherwise swapped from prev's version) and its search
-// values.
-func (w *writer) put(ctx context.Context, r, prev *store.Resource) error {
-	lu := msOf(r.LastUpdated)
-	var js, idx []byte
-	if !r.Deleted {
-		js = r.JSON
-		if js == nil {
-			js = []byte{}
+// conflictAt is a compare-and-swap or duplicate failure of one write.
+type conflictAt struct{ key string }
+
+func (c conflictAt) Error() string { return "version conflict on " + c.key }
+
+// histChunk is how many versions one history insert carries (7 parameters
+// each, well under SQLite's 32766).
+const histChunk = 256
+
+// putAll stores writes: history rows, current rows (inserted for creates,
+// swapped from the previous version for updates) and search values.
+func (w *writer) putAll(ctx context.Context, writes []store.Write) error {
+	type placed struct {
+		r    *store.Resource
+		hrow int64
+		rk   int64
+	}
+	ps := make([]placed, len(writes))
+	byKey := make(map[string]int, len(writes))
+	for i, wr := range writes {
+		ps[i].r = wr.Next
+		byKey[wr.Next.Type+"\x00"+wr.Next.ID] = i
+	}
+	// History rows, in chunks, RETURNING their row ids.
+	for from := 0; from < len(writes); from += histChunk {
+		to := min(from+histChunk, len(writes))
+		args := make([]any, 0, 7*(to-from))
+		for _, p := range ps[from:to] {
+			r := p.r
+			var js, idx []byte
+			if !r.Deleted {
+				if js = r.JSON; js == nil {
+					js = []byte{}
+				}
+				idx = encodeIndex(r.Index)
+			}
+			args = append(args, r.Type, r.ID, r.VersionID, msOf(r.LastUpdated), r.Deleted, js, idx)
 		}
-		idx = encodeIndex(r.Index)
+		q := "INSERT INTO history(type, id, version, lu, deleted, json, idx) VALUES " + rowsOf(7, to-from) + " RETURNING type, id, hrow"
+		if err := w.scanKeyed(ctx, q, args, byKey, func(i int, v int64) { ps[i].hrow = v }); err != nil {
+			return conflictOr(err, writes[from:to])
+		}
 	}
-	res, err := w.exec(ctx, "INSERT INTO history(type, id, version, lu, deleted, json, idx) VALUES(?,?,?,?,?,?,?)",
-		r.Type, r.ID, r.VersionID, lu, r.Deleted, js, idx)
-	if err != nil {
-		return err
-	}
-	hrow, err := res.LastInsertId()
-	if err != nil {
-		return err
-	}
-	var rk int64
-	if prev == nil {
-		res, err := w.exec(ctx, "INSERT INTO resources(type, id, version, lu, deleted, hrow) VALUES(?,?,?,?,?,?)",
-			r.Type, r.ID, r.VersionID, lu, r.Deleted, hrow)
+	// Current rows: creates in one insert, updates one compare-and-swap each.
+	var creates, updated []byte
+	nCreate := 0
+	types := map[string]bool{}
+	for i, wr := range writes {
+		r := wr.Next
+		if wr.Prev == nil {
+			creates = appendJSONRow(creates, r.Type, r.ID, msOf(r.LastUpdated), ps[i].hrow)
+			nCreate++
+			types[r.Type] = true
+			continue
+		}
+		err := w.tx.QueryRowContext(ctx, "UPDATE resources SET version=?, lu=?, deleted=?, hrow=? WHERE type=? AND id=? AND version=? RETURNING rk",
+			r.VersionID, msOf(r.LastUpdated), r.Deleted, ps[i].hrow, r.Type, r.ID, wr.Prev.VersionID).Scan(&ps[i].rk)
+		if errors.Is(err, sql.ErrNoRows) {
+			return conflictAt{r.Key()}
+		}
 		if err != nil {
 			return err
 		}
-		if rk, err = res.LastInsertId(); err != nil {
+		updated = appendJSONInt(updated, ps[i].rk)
+	}
+	if nCreate > 0 {
+		q := "INSERT INTO resources(type, id, version, lu, deleted, hrow) SELECT value->>0, value->>1, 1, value->>2, 0, value->>3 FROM json_each(?) RETURNING type, id, rk"
+		if err := w.scanKeyed(ctx, q, []any{closeJSON(creates)}, byKey, func(i int, v int64) { ps[i].rk = v }); err != nil {
+			return conflictOr(err, writes)
+		}
+		var tj []byte
+		for t := range types {
+			tj = appendJSONString(append(tj, ','), t)
+		}
+		if _, err := w.tx.ExecContext(ctx, "INSERT OR IGNORE INTO types(type) SELECT value FROM json_each(?)", closeJSON(tj)); err != nil {
 			return err
 		}
-		if !w.types[r.Type] {
-			if _, err := w.exec(ctx, "INSERT OR IGNORE INTO types(type) VALUES(?)", r.Type); err != nil {
+	}
+	if len(updated) > 0 {
+		if _, err := w.tx.ExecContext(ctx, "DELETE FROM vals WHERE rk IN (SELECT value FROM json_each(?))", closeJSON(updated)); err != nil {
+			return err
+		}
+	}
+	// Search values: one insert of a JSON array of (pid, v, rk) per few
+	// thousand.
+	var vals []byte
+	n := 0
+	var leaves []leaf
+	flush := func() error {
+		if n == 0 {
+			return nil
+		}
+		_, err := w.tx.ExecContext(ctx, "INSERT OR IGNORE INTO vals(pid, v, rk) SELECT value->>0, value->>1, value->>2 FROM json_each(?)", closeJSON(vals))
+		vals, n = vals[:0], 0
+		return err
+	}
+	for _, p := range ps {
+		if p.r.Deleted || len(p.r.Index) == 0 {
+			continue
+		}
+		leaves = flatten(leaves[:0], p.r.Index, "")
+		for _, l := range leaves {
+			pid, err := w.intern(ctx, p.r.Type, l.path, l.kind)
+			if err != nil {
 				return err
 			}
-			w.types[r.Type] = true
+			vals = append(vals, ',', '[')
+			vals = strconv.AppendInt(vals, pid, 10)
+			vals = append(vals, ',')
+			vals = appendJSONValue(vals, l.v)
+			vals = append(vals, ',')
+			vals = strconv.AppendInt(vals, p.rk, 10)
+			vals = append(vals, ']')
+			n++
 		}
-	} else {
-		st, err := w.stmt(ctx, "UPDATE resources SET version=?, lu=?, deleted=?, hrow=? WHERE type=? AND id=? AND version=? RETURNING rk")
-		if err != nil {
-			return err
-		}
-		err = st.QueryRowContext(ctx, r.VersionID, lu, r.Deleted, hrow, r.Type, r.ID, prev.VersionID).Scan(&rk)
-		if errors.Is(err, sql.ErrNoRows) {
-			return errConflict
-		}
-		if err != nil {
-			return err
-		}
-		if _, err := w.exec(ctx, "DELETE FROM vals WHERE rk=?", rk); err != nil {
-			return err
+		if n >= 20000 {
+			if err := flush(); err != nil {
+				return err
+			}
 		}
 	}
-	if r.Deleted {
-		return nil
-	}
-	return w.putVals(ctx, r.Type, rk, r.Index)
+	return flush()
 }
 
-func (w *writer) putVals(ctx context.Context, typ string, rk int64, index map[string]any) error {
-	if len(index) == 0 {
-		return nil
+// scanKeyed runs q, whose rows are (type, id, int64), and hands each int
+// to set with the index of its resource.
+func (w *writer) scanKeyed(ctx context.Context, q string, args []any, byKey map[string]int, set func(int, int64)) error {
+	rows, err := w.tx.QueryContext(ctx, q, args...)
+	if err != nil {
+		return err
 	}
-	w.leaves = flatten(w.leaves[:0], index, "")
-	w.args = w.args[:0]
-	for _, l := range w.leaves {
-		pid, err := w.intern(ctx, typ, l.path, l.kind)
-		if err != nil {
+	defer rows.Close()
+	for rows.Next() {
+		var typ, id string
+		var v int64
+		if err := rows.Scan(&typ, &id, &v); err != nil {
 			return err
 		}
-		w.args = append(w.args, pid, l.v, rk)
-	}
-	for len(w.args) > 0 {
-		n := min(len(w.args)/3, valChunk)
-		q := valsInsert(n)
-		if _, err := w.exec(ctx, q, w.args[:3*n]...); err != nil {
-			return err
+		i, ok := byKey[typ+"\x00"+id]
+		if !ok {
+			return errors.New("unexpected returned row")
 		}
-		w.args = w.args[3*n:]
+		set(i, v)
 	}
-	return nil
+	return rows.Err()
 }
 
-var valsInserts = func() []string {
-	out := make([]string, valChunk+1)
-	for n := 1; n <= valChunk; n++ {
-		out[n] = "INSERT OR IGNORE INTO vals(pid, v, rk) VALUES " + strings.TrimSuffix(strings.Repeat("(?,?,?),", n), ",")
+// conflictOr turns a uniqueness failure of a multi-row insert into a
+// conflict naming the first resource of writes (the transaction is rolled
+// back whole; Apply finds the precise one, see firstConflict).
+func conflictOr(err error, writes []store.Write) error {
+	if outcome.Is(translate("", err), outcome.Duplicate) {
+		return errConflict
 	}
-	return out
-}()
+	return err
+}
 
-func valsInsert(n int) string { return valsInserts[n] }
+func rowsOf(params, n int) string {
+	row := "(" + strings.TrimSuffix(strings.Repeat("?,", params), ",") + ")"
+	return strings.TrimSuffix(strings.Repeat(row+",", n), ",")
+}
+
+// JSON builders for json_each arguments: elements are appended with a
+// leading comma, closeJSON wraps them into an array.
+func closeJSON(b []byte) string {
+	if len(b) == 0 {
+		return "[]"
+	}
+	b[0] = '['
+	return string(b) + "]"
+}
+
+func appendJSONInt(b []byte, v int64) []byte { return strconv.AppendInt(append(b, ','), v, 10) }
+
+func appendJSONRow(b []byte, typ, id string, lu, hrow int64) []byte {
+	b = append(b, ',', '[')
+	b = appendJSONString(b, typ)
+	b = append(b, ',')
+	b = appendJSONString(b, id)
+	b = append(b, ',')
+	b = strconv.AppendInt(b, lu, 10)
+	b = append(b, ',')
+	b = strconv.AppendInt(b, hrow, 10)
+	return append(b, ']')
+}
+
+// appendJSONValue appends a search value (string, float64 or int64).
+func appendJSONValue(b []byte, v any) []byte {
+	switch x := v.(type) {
+	case string:
+		return appendJSONString(b, x)
+	case int64:
+		return strconv.AppendInt(b, x, 10)
+	case float64:
+		if x == math.Trunc(x) && math.Abs(x) < 1<<53 {
+			return strconv.AppendInt(b, int64(x), 10)
+		}
+		return strconv.AppendFloat(b, x, 'g', -1, 64)
+	}
+	return append(b, "null"...)
+}
+
+func appendJSONString(b []byte, s string) []byte {
+	if !utf8.ValidString(s) {
+		js, _ := json.Marshal(s)
+		return append(b, js...)
+	}
+	b = append(b, '"')
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\':
+			b = append(b, '\\', c)
+		case c < 0x20:
+			b = append(b, '\\', 'u', '0', '0', "0123456789abcdef"[c>>4], "0123456789abcdef"[c&0xf])
+		default:
+			b = append(b, c)
+		}
+	}
+	return append(b, '"')
+}
 
 // intern returns the pid of (typ, path, kind), adding it to the paths
 // table inside the transaction when new.
@@ -188,12 +287,10 @@ func (w *writer) intern(ctx context.Context, typ, path string, kind byte) (int64
 	if pid, ok := w.newPaths[k]; ok {
 		return pid, nil
 	}
-	st, err := w.stmt(ctx, "INSERT INTO paths(type, path, kind) VALUES(?,?,?) ON CONFLICT(type, path, kind) DO UPDATE SET kind=excluded.kind RETURNING pid")
-	if err != nil {
-		return 0, err
-	}
 	var pid int64
-	if err := st.QueryRowContext(ctx, typ, path, int64(kind)).Scan(&pid); err != nil {
+	err := w.tx.QueryRowContext(ctx, "INSERT INTO paths(type, path, kind) VALUES(?,?,?) ON CONFLICT(type, path, kind) DO UPDATE SET kind=excluded.kind RETURNING pid",
+		typ, path, int64(kind)).Scan(&pid)
+	if err != nil {
 		return 0, err
 	}
 	w.newPaths[k] = pid
@@ -273,16 +370,37 @@ func (s *Store) apply(ctx context.Context, op string, writes []store.Write) erro
 	if err != nil {
 		return err
 	}
-	for _, wr := range writes {
-		if err := w.put(ctx, wr.Next, wr.Prev); err != nil {
-			w.rollback()
-			if errors.Is(err, errConflict) || outcome.Is(translate(op, err), outcome.Duplicate) {
-				return outcome.New(outcome.Conflict, "version conflict").WithOp(op).WithDiagnostics(wr.Next.Key())
-			}
-			return translate(op, err)
+	if err := w.putAll(ctx, writes); err != nil {
+		w.rollback()
+		var ca conflictAt
+		switch {
+		case errors.As(err, &ca):
+			return outcome.New(outcome.Conflict, "version conflict").WithOp(op).WithDiagnostics(ca.key)
+		case errors.Is(err, errConflict):
+			return outcome.New(outcome.Conflict, "version conflict").WithOp(op).WithDiagnostics(s.firstConflict(ctx, writes))
 		}
+		return translate(op, err)
 	}
 	return w.commit(op)
+}
+
+// firstConflict names the first write whose resource already exists (a
+// create) or is no longer at its previous version (an update).
+func (s *Store) firstConflict(ctx context.Context, writes []store.Write) string {
+	for _, wr := range writes {
+		var v int64
+		err := s.r.QueryRowContext(ctx, "SELECT version FROM resources WHERE type=? AND id=?", wr.Next.Type, wr.Next.ID).Scan(&v)
+		switch {
+		case wr.Prev == nil && err == nil:
+			return wr.Next.Key()
+		case wr.Prev != nil && (err != nil || v != wr.Prev.VersionID):
+			return wr.Next.Key()
+		}
+	}
+	if len(writes) > 0 {
+		return writes[0].Next.Key()
+	}
+	return ""
 }
 
 // InsertMany stores new resources (VersionID 1, not deleted) in one
@@ -295,15 +413,13 @@ func (s *Store) InsertMany(ctx context.Context, rs []*store.Resource) error {
 			return err
 		}
 	}
-	w, err := s.begin(ctx, op)
-	if err != nil {
-		return err
+	ws := make([]store.Write, len(rs))
+	for i, r := range rs {
+		ws[i] = store.Write{Next: r}
 	}
-	for _, r := range rs {
-		if err := w.put(ctx, r, nil); err != nil {
-			w.rollback()
-			return translate(op, err)
-		}
+	err := s.apply(ctx, op, ws)
+	if outcome.Is(err, outcome.Conflict) {
+		return outcome.New(outcome.Duplicate, "resource already exists").WithOp(op)
 	}
-	return w.commit(op)
+	return err
 }
