@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"time"
 )
 
@@ -22,6 +23,16 @@ func measure(ctx context.Context, c config, logw io.Writer) (*report, error) {
 		}
 		defer os.RemoveAll(d)
 		dir = d
+	}
+	if len(c.only) == 1 && c.only[0] == "scale" {
+		// The scale scenario runs its own server process.
+		b := &bench{c: c, logf: logf}
+		b.c.dir = dir
+		sec, err := b.scale(ctx)
+		if sec != nil {
+			rep.add(sec)
+		}
+		return rep, err
 	}
 	e, err := start(ctx, dir, c.conc, c.audit, logw)
 	if err != nil {
@@ -48,6 +59,7 @@ func measure(ctx context.Context, c config, logw io.Writer) (*report, error) {
 		name string
 		fn   func(context.Context) (*section, error)
 	}{
+		{"scale", b.scale},
 		{"scaling", b.scaling},
 		{"read", b.readThroughput},
 		{"create", b.createThroughput},
@@ -58,6 +70,9 @@ func measure(ctx context.Context, c config, logw io.Writer) (*report, error) {
 	}
 	var firstErr error
 	for _, s := range scenarios {
+		if len(c.only) > 0 && !slices.Contains(c.only, s.name) {
+			continue
+		}
 		t0 := time.Now()
 		logf("%s...", s.name)
 		sec, err := s.fn(ctx)
