@@ -322,7 +322,9 @@ func (b *bench) scaleQueries(ctx context.Context, client *http.Client, srv *chil
 		{scaleNames[4], func(ctx context.Context, i int) error {
 			return get(ctx, client, base+"/Observation?subject=Patient/"+pat(i)+"&_count=50", nil)
 		}},
-		{scaleNames[5], func(ctx context.Context, i int) error { return get(ctx, client, base+"/Observation?_sort=-date&_count=10", nil) }},
+		{scaleNames[5], func(ctx context.Context, i int) error {
+			return get(ctx, client, base+"/Observation?_sort=-date&_count=10", nil)
+		}},
 		{scaleNames[6], nil},
 		{scaleNames[7], func(ctx context.Context, i int) error {
 			return get(ctx, client, base+"/Observation?code="+code+"&_total=accurate&_count=10", nil)
