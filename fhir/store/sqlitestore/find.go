@@ -15,27 +15,35 @@ type builder struct {
 	s    *Store
 	typ  string
 	args []any
+	// missing is set when a path had no interned id: another process may
+	// have added it since the cache was read.
+	missing bool
 }
 
 // exact reports whether every leaf of f has an SQL translation that
-// matches exactly what store.Filter.Match does.
-func exact(f *store.Filter) bool {
+// matches exactly what store.Filter.Match does. A numeric path segment is
+// exact when the index has it as an object key (search's composite
+// parameters); otherwise it may select an array element, which only
+// Match does.
+func (s *Store) exact(typ string, f *store.Filter) bool {
 	if f == nil {
 		return true
 	}
-	switch f.Op {
-	case store.OpAll:
-		return true
-	case store.OpAnd, store.OpOr, store.OpNot:
-		for _, c := range f.Children {
-			if !exact(c) {
-				return false
-			}
+	for _, c := range f.Children {
+		if !s.exact(typ, c) {
+			return false
 		}
-		return true
 	}
-	if numericSegment(f.Path) {
+	if f.Path != "" && numericSegment(f.Path) && len(s.pidsUnder(typ, f.Path)) == 0 {
 		return false
+	}
+	return exactValues(f)
+}
+
+// exactValues reports whether f's own values are scalars.
+func exactValues(f *store.Filter) bool {
+	if f == nil {
+		return true
 	}
 	check := func(v any) bool {
 		switch v.(type) {
@@ -165,6 +173,7 @@ func successor(p string) (string, bool) {
 func (b *builder) vals(path string, kind byte, cond string, args ...any) string {
 	pid, ok := b.s.pid(b.typ, path, kind)
 	if !ok {
+		b.missing = true
 		return "0"
 	}
 	b.args = append(b.args, pid)
@@ -187,6 +196,7 @@ func (b *builder) eq(path string, v any) string {
 func (b *builder) exists(path string) string {
 	pids := b.s.pidsUnder(b.typ, path)
 	if len(pids) == 0 {
+		b.missing = true
 		return "0"
 	}
 	for _, p := range pids {
@@ -316,14 +326,10 @@ func (s *Store) Find(ctx context.Context, typ string, f *store.Filter, opt store
 	if err := checkType(op, typ); err != nil {
 		return nil, err
 	}
-	if err := s.refreshPaths(ctx, typ, f, opt.Sort); err != nil {
+	exactSQL := s.exact(typ, f)
+	where, args, err := s.where(ctx, typ, f, exactSQL, opt.Sort)
+	if err != nil {
 		return nil, err
-	}
-	b := &builder{s: s, typ: typ}
-	where := "1"
-	exactSQL := exact(f)
-	if exactSQL {
-		where = b.pred(f)
 	}
 	cols := findCols
 	if opt.IndexOnly {
@@ -333,7 +339,7 @@ func (s *Store) Find(ctx context.Context, typ string, f *store.Filter, opt store
 	if exactSQL && opt.Limit > 0 {
 		limit = opt.Limit + max(opt.Skip, 0)
 	}
-	phases, err := s.plan(typ, cols, where, b.args, opt, limit)
+	phases, err := s.plan(typ, cols, where, args, opt, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -511,32 +517,29 @@ func (s *Store) planGeneral(typ, cols, where string, wargs []any, keys []store.S
 	return []phase{{q, append(args, limit)}}
 }
 
-// refreshPaths re-reads the path table when the query names a path this
-// process has not seen (another process may have added it).
-func (s *Store) refreshPaths(ctx context.Context, typ string, f *store.Filter, keys []store.SortKey) error {
-	missing := false
-	var visit func(f *store.Filter)
-	visit = func(f *store.Filter) {
-		if f == nil || missing {
-			return
+// where translates f (when SQL can serve it exactly) into a predicate on
+// the current row r. When a path or sort path has no interned id, the
+// path table is read again (another process may have added it) and the
+// predicate built once more.
+func (s *Store) where(ctx context.Context, typ string, f *store.Filter, exactSQL bool, keys []store.SortKey) (string, []any, error) {
+	for attempt := 0; ; attempt++ {
+		b := &builder{s: s, typ: typ}
+		where := "1"
+		if exactSQL {
+			where = b.pred(f)
 		}
-		for _, c := range f.Children {
-			visit(c)
+		for _, k := range keys {
+			if k.Path != store.PathID && k.Path != store.PathLastUpdated && len(s.sortPids(typ, k.Path)) == 0 {
+				b.missing = true
+			}
 		}
-		if f.Path != "" && f.Path != store.PathID && f.Path != store.PathLastUpdated && len(s.pidsUnder(typ, f.Path)) == 0 {
-			missing = true
+		if !b.missing || attempt > 0 {
+			return where, b.args, nil
+		}
+		if err := s.loadPaths(ctx, s.r); err != nil {
+			return "", nil, err
 		}
 	}
-	visit(f)
-	for _, k := range keys {
-		if k.Path != store.PathID && k.Path != store.PathLastUpdated && len(s.pidsUnder(typ, k.Path)) == 0 {
-			missing = true
-		}
-	}
-	if !missing {
-		return nil
-	}
-	return s.loadPaths(ctx, s.r)
 }
 
 // cursor streams the phases of a Find inside one read transaction.
@@ -617,7 +620,8 @@ func (s *Store) Count(ctx context.Context, typ string, f *store.Filter) (int64, 
 	if err := checkType(op, typ); err != nil {
 		return 0, err
 	}
-	if !exact(f) {
+	exactSQL := s.exact(typ, f)
+	if !exactSQL {
 		cur, err := s.Find(ctx, typ, f, store.FindOptions{IndexOnly: true})
 		if err != nil {
 			return 0, err
@@ -635,14 +639,13 @@ func (s *Store) Count(ctx context.Context, typ string, f *store.Filter) (int64, 
 			n++
 		}
 	}
-	if err := s.refreshPaths(ctx, typ, f, nil); err != nil {
+	where, args, err := s.where(ctx, typ, f, true, nil)
+	if err != nil {
 		return 0, err
 	}
-	b := &builder{s: s, typ: typ}
-	where := b.pred(f)
 	var n int64
-	err := s.r.QueryRowContext(ctx, "SELECT count(*) FROM resources r WHERE r.type=? AND r.deleted=0 AND "+where,
-		append([]any{typ}, b.args...)...).Scan(&n)
+	err = s.r.QueryRowContext(ctx, "SELECT count(*) FROM resources r WHERE r.type=? AND r.deleted=0 AND "+where,
+		append([]any{typ}, args...)...).Scan(&n)
 	return n, translate(op, err)
 }
 
