@@ -345,7 +345,7 @@ func (b *bench) scaleQueries(ctx context.Context, client *http.Client, srv *chil
 		return get(ctx, client, u, nil)
 	}
 	for _, q := range qs {
-		n := 21
+		n := 9
 		if q.name == scaleNames[0] {
 			n = 200
 		}
