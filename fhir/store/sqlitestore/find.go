@@ -420,7 +420,9 @@ func (s *Store) planIndexed(typ, cols, where string, wargs []any, k store.SortKe
 		if k.Desc {
 			agg, dir, cmp = "max", " DESC", "<"
 		}
-		q := cols + " FROM vals s JOIN resources r ON r.rk=s.rk JOIN history h ON h.hrow=r.hrow" +
+		// CROSS JOIN keeps vals the outer loop: the index is walked in sort
+		// order and the walk stops after the page.
+		q := cols + " FROM vals s CROSS JOIN resources r ON r.rk=s.rk CROSS JOIN history h ON h.hrow=r.hrow" +
 			" WHERE s.pid=? AND r.type=? AND r.deleted=0" +
 			" AND s.v=(SELECT " + agg + "(v) FROM vals WHERE rk=s.rk AND pid=s.pid) AND " + where
 		args := append([]any{pid, typ}, wargs...)

@@ -144,6 +144,12 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		_ = s.Close(ctx)
 		return nil, translate(op, err)
 	}
+	// Statistics for the query planner, bounded in cost; refreshed on
+	// Close (PRAGMA optimize).
+	if _, err := s.w.ExecContext(ctx, "PRAGMA analysis_limit=1000; PRAGMA optimize=0x10002"); err != nil {
+		_ = s.Close(ctx)
+		return nil, translate(op, err)
+	}
 	if err := s.loadPaths(ctx, s.r); err != nil {
 		_ = s.Close(ctx)
 		return nil, err
@@ -167,7 +173,7 @@ func (s *Store) Close(ctx context.Context) error {
 		errs = append(errs, s.r.Close())
 	}
 	if s.w != nil {
-		_, _ = s.w.ExecContext(ctx, "PRAGMA optimize")
+		_, _ = s.w.ExecContext(ctx, "PRAGMA analysis_limit=1000; PRAGMA optimize")
 		errs = append(errs, s.w.Close())
 	}
 	return translate("sqlitestore.Close", errors.Join(errs...))

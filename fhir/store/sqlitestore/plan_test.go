@@ -1,0 +1,104 @@
+package sqlitestore
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/casefhir/casefhir/fhir/store"
+)
+
+// queryPlan returns SQLite's plan of the first statement of a Find.
+func queryPlan(t *testing.T, s *Store, typ string, f *store.Filter, opt store.FindOptions) string {
+	t.Helper()
+	ctx := context.Background()
+	where, args, err := s.where(ctx, typ, f, s.exact(typ, f), opt.Sort)
+	if err != nil {
+		t.Fatal(err)
+	}
+	phases, err := s.plan(typ, findCols, where, args, opt, opt.Limit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := s.r.QueryContext(ctx, "EXPLAIN QUERY PLAN "+phases[0].q, phases[0].args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var lines []string
+	for rows.Next() {
+		var id, parent, notused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, detail)
+	}
+	return strings.Join(lines, "\n")
+}
+
+// TestSortedFirstPageWalksTheIndex checks that the first page of a sorted
+// search is read from the search-value index in sort order (no sort of
+// every match), and that a filtered page is driven by an index.
+func TestSortedFirstPageWalksTheIndex(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(ctx)
+	var rs []*store.Resource
+	for i := range 2000 {
+		d := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(i) * time.Hour)
+		rs = append(rs, &store.Resource{Type: "Observation", ID: fmt.Sprintf("o%05d", i), VersionID: 1, LastUpdated: d, JSON: []byte(`{}`),
+			Index: map[string]any{
+				"code":    map[string]any{"c": fmt.Sprintf("c%d", i%20)},
+				"subject": map[string]any{"r": fmt.Sprintf("Patient/p%d", i%100)},
+				"_sort":   map[string]any{"date": map[string]any{"a": d, "d": d}},
+			}})
+	}
+	if err := s.InsertMany(ctx, rs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.w.ExecContext(ctx, "ANALYZE"); err != nil {
+		t.Fatal(err)
+	}
+	for _, desc := range []bool{true, false} {
+		path := "_sort.date.a"
+		if desc {
+			path = "_sort.date.d"
+		}
+		plan := queryPlan(t, s, "Observation", store.All(), store.FindOptions{Sort: []store.SortKey{{Path: path, Desc: desc}}, Limit: 10})
+		if strings.Contains(plan, "TEMP B-TREE FOR ORDER BY") || !strings.Contains(plan, "SEARCH s USING PRIMARY KEY (pid=?)") {
+			t.Errorf("sorted first page (desc %v) does not walk the index in order:\n%s", desc, plan)
+		}
+		// The plan reads what the page needs: the first ten rows come first.
+		cur, err := s.Find(ctx, "Observation", store.All(), store.FindOptions{Sort: []store.SortKey{{Path: path, Desc: desc}}, Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := cur.Next(ctx)
+		if err != nil || r == nil {
+			t.Fatal(r, err)
+		}
+		want := "o00000"
+		if desc {
+			want = "o01999"
+		}
+		if r.ID != want {
+			t.Errorf("first row %s, want %s", r.ID, want)
+		}
+		_ = cur.Close(ctx)
+	}
+	plan := queryPlan(t, s, "Observation", store.Eq("subject.r", "Patient/p7"), store.FindOptions{Limit: 10})
+	if !strings.Contains(plan, "USING PRIMARY KEY (pid=? AND v=?)") {
+		t.Errorf("token search is not served from the index:\n%s", plan)
+	}
+	plan = queryPlan(t, s, "Observation", store.And(store.Eq("code.c", "c3"), store.Gte("_sort.date.a", time.Date(2024, 2, 1, 0, 0, 0, 0, time.UTC))), store.FindOptions{Limit: 10})
+	if !strings.Contains(plan, "USING PRIMARY KEY (pid=? AND v") {
+		t.Errorf("token + date search is not served from the index:\n%s", plan)
+	}
+	t.Logf("token + date plan:\n%s", plan)
+}
