@@ -18,6 +18,10 @@ type builder struct {
 	// missing is set when a path had no interned id: another process may
 	// have added it since the cache was read.
 	missing bool
+	// probe makes leaves correlated EXISTS lookups by rk (the rows are
+	// walked in the order of the page) instead of IN lists (the rows are
+	// found from the filter's index entries and sorted).
+	probe bool
 }
 
 // exact reports whether every leaf of f has an SQL translation that
@@ -178,6 +182,9 @@ func (b *builder) vals(path string, kind byte, cond string, args ...any) string 
 	}
 	b.args = append(b.args, pid)
 	b.args = append(b.args, args...)
+	if b.probe {
+		return "EXISTS (SELECT 1 FROM vals WHERE rk=r.rk AND pid=? AND " + cond + ")"
+	}
 	return "r.rk IN (SELECT rk FROM vals WHERE pid=? AND " + cond + ")"
 }
 
@@ -201,6 +208,9 @@ func (b *builder) exists(path string) string {
 	}
 	for _, p := range pids {
 		b.args = append(b.args, p)
+	}
+	if b.probe {
+		return "EXISTS (SELECT 1 FROM vals WHERE rk=r.rk AND pid IN (" + placeholders(len(pids)) + "))"
 	}
 	return "r.rk IN (SELECT rk FROM vals WHERE pid IN (" + placeholders(len(pids)) + "))"
 }
@@ -327,7 +337,22 @@ func (s *Store) Find(ctx context.Context, typ string, f *store.Filter, opt store
 		return nil, err
 	}
 	exactSQL := s.exact(typ, f)
-	where, args, err := s.where(ctx, typ, f, exactSQL, opt.Sort)
+	// A page (Limit) of a filter matching many rows walks the page's order
+	// and probes the filter per row; a selective filter is read from its
+	// index entries and its matches sorted. Either costs about a page.
+	drive := orderDriven
+	if exactSQL && opt.Limit > 0 && filtered(f) {
+		est, err := s.estimate(ctx, typ, f)
+		if err != nil {
+			return nil, err
+		}
+		if est <= selectiveRows {
+			drive = filterDriven
+		}
+	} else if exactSQL && filtered(f) {
+		drive = filterDriven
+	}
+	where, args, err := s.where(ctx, typ, f, exactSQL, drive == orderDriven, opt.Sort)
 	if err != nil {
 		return nil, err
 	}
@@ -339,7 +364,7 @@ func (s *Store) Find(ctx context.Context, typ string, f *store.Filter, opt store
 	if exactSQL && opt.Limit > 0 {
 		limit = opt.Limit + max(opt.Skip, 0)
 	}
-	phases, err := s.plan(typ, cols, where, args, opt, limit)
+	phases, err := s.plan(typ, cols, where, args, opt, limit, drive)
 	if err != nil {
 		return nil, err
 	}
@@ -355,7 +380,7 @@ func (s *Store) Find(ctx context.Context, typ string, f *store.Filter, opt store
 }
 
 // plan builds the statements of a Find.
-func (s *Store) plan(typ, cols, where string, wargs []any, opt store.FindOptions, limit int) ([]phase, error) {
+func (s *Store) plan(typ, cols, where string, wargs []any, opt store.FindOptions, limit int, drive driver) ([]phase, error) {
 	base := func() []any { return append([]any{typ}, wargs...) }
 	keys := opt.Sort
 	if len(keys) == 1 && keys[0].Path == store.PathID {
@@ -394,13 +419,97 @@ func (s *Store) plan(typ, cols, where string, wargs []any, opt store.FindOptions
 		}
 		return []phase{{q + " ORDER BY r.lu" + dir + ", r.id LIMIT ?", append(args, limit)}}, nil
 	}
-	if len(keys) == 1 && keys[0].Path != store.PathID {
+	if len(keys) == 1 && keys[0].Path != store.PathID && drive == orderDriven {
 		pids := s.sortPids(typ, keys[0].Path)
 		if len(pids) <= 1 {
 			return s.planIndexed(typ, cols, where, wargs, keys[0], pids, opt.After, limit), nil
 		}
 	}
 	return s.planGeneral(typ, cols, where, wargs, keys, opt.After, limit), nil
+}
+
+// driver says what a Find's statement walks first.
+type driver int
+
+const (
+	orderDriven  driver = iota // the sort order's index, probing the filter per row
+	filterDriven               // the filter's index entries, then a sort of the matches
+)
+
+// selectiveRows is the estimated match count up to which a page is read
+// from the filter's index entries (and sorted); above it the page walks
+// the sort order, which then finds a match within about
+// (rows of the type / selectiveRows) rows.
+var selectiveRows = 2000
+
+// filtered reports whether f restricts anything.
+func filtered(f *store.Filter) bool { return f != nil && f.Op != store.OpAll }
+
+// estimate bounds the rows f matches from its index entries: the
+// smallest And branch, the sum of Or branches, each leaf counted up to
+// selectiveRows+1. Not and whole-type leaves count as unbounded.
+func (s *Store) estimate(ctx context.Context, typ string, f *store.Filter) (int, error) {
+	const unbounded = 1 << 40
+	if f == nil {
+		return unbounded, nil
+	}
+	switch f.Op {
+	case store.OpAll, store.OpNot:
+		return unbounded, nil
+	case store.OpAnd:
+		best := unbounded
+		for _, c := range f.Children {
+			n, err := s.estimate(ctx, typ, c)
+			if err != nil {
+				return 0, err
+			}
+			best = min(best, n)
+		}
+		return best, nil
+	case store.OpOr:
+		sum := 0
+		for _, c := range f.Children {
+			n, err := s.estimate(ctx, typ, c)
+			if err != nil {
+				return 0, err
+			}
+			sum = min(sum+n, unbounded)
+		}
+		return sum, nil
+	case store.OpExists:
+		if yes, _ := f.Value.(bool); !yes {
+			return unbounded, nil
+		}
+	}
+	switch f.Path {
+	case store.PathID:
+		if f.Op == store.OpEq {
+			return 1, nil
+		}
+		if f.Op == store.OpIn {
+			return len(f.Values), nil
+		}
+		return unbounded, nil
+	case store.PathLastUpdated:
+		return unbounded, nil
+	}
+	if f.Op == store.OpEq && f.Value == nil {
+		return unbounded, nil
+	}
+	b := &builder{s: s, typ: typ}
+	pred := b.pred(f)
+	if pred == "0" {
+		return 0, nil
+	}
+	// pred is "r.rk IN (SELECT rk FROM vals WHERE ...)" or an OR of them:
+	// count the index entries behind it, bounded.
+	var n int
+	err := s.r.QueryRowContext(ctx, "SELECT count(*) FROM (SELECT 1 FROM resources r WHERE r.type=? AND "+pred+" LIMIT ?)",
+		append(append([]any{typ}, b.args...), selectiveRows+1)...).Scan(&n)
+	if err != nil {
+		return 0, translate("sqlitestore.Find", err)
+	}
+	return n, nil
 }
 
 // planIndexed sorts by one Index path with values of one kind: the rows
@@ -523,9 +632,9 @@ func (s *Store) planGeneral(typ, cols, where string, wargs []any, keys []store.S
 // the current row r. When a path or sort path has no interned id, the
 // path table is read again (another process may have added it) and the
 // predicate built once more.
-func (s *Store) where(ctx context.Context, typ string, f *store.Filter, exactSQL bool, keys []store.SortKey) (string, []any, error) {
+func (s *Store) where(ctx context.Context, typ string, f *store.Filter, exactSQL, probe bool, keys []store.SortKey) (string, []any, error) {
 	for attempt := 0; ; attempt++ {
-		b := &builder{s: s, typ: typ}
+		b := &builder{s: s, typ: typ, probe: probe}
 		where := "1"
 		if exactSQL {
 			where = b.pred(f)
@@ -641,7 +750,7 @@ func (s *Store) Count(ctx context.Context, typ string, f *store.Filter) (int64, 
 			n++
 		}
 	}
-	where, args, err := s.where(ctx, typ, f, true, nil)
+	where, args, err := s.where(ctx, typ, f, true, false, nil)
 	if err != nil {
 		return 0, err
 	}

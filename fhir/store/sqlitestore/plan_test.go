@@ -14,11 +14,19 @@ import (
 func queryPlan(t *testing.T, s *Store, typ string, f *store.Filter, opt store.FindOptions) string {
 	t.Helper()
 	ctx := context.Background()
-	where, args, err := s.where(ctx, typ, f, s.exact(typ, f), opt.Sort)
+	drive := orderDriven
+	if filtered(f) {
+		if est, err := s.estimate(ctx, typ, f); err != nil {
+			t.Fatal(err)
+		} else if est <= selectiveRows {
+			drive = filterDriven
+		}
+	}
+	where, args, err := s.where(ctx, typ, f, s.exact(typ, f), drive == orderDriven, opt.Sort)
 	if err != nil {
 		t.Fatal(err)
 	}
-	phases, err := s.plan(typ, findCols, where, args, opt, opt.Limit)
+	phases, err := s.plan(typ, findCols, where, args, opt, opt.Limit, drive)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,4 +109,19 @@ func TestSortedFirstPageWalksTheIndex(t *testing.T) {
 		t.Errorf("token + date search is not served from the index:\n%s", plan)
 	}
 	t.Logf("token + date plan:\n%s", plan)
+
+	// A filter matching more than selectiveRows: the page walks the sort
+	// order and probes the filter per row by rk.
+	old := selectiveRows
+	selectiveRows = 50
+	defer func() { selectiveRows = old }()
+	plan = queryPlan(t, s, "Observation", store.Eq("code.c", "c3"), store.FindOptions{Sort: []store.SortKey{{Path: "_sort.date.d", Desc: true}}, Limit: 10})
+	if strings.Contains(plan, "TEMP B-TREE FOR ORDER BY") || !strings.Contains(plan, "SEARCH s USING PRIMARY KEY (pid=?)") ||
+		!strings.Contains(plan, "CORRELATED SCALAR SUBQUERY") {
+		t.Errorf("non-selective filter with a sort does not walk the sort index:\n%s", plan)
+	}
+	plan = queryPlan(t, s, "Observation", store.Eq("code.c", "c3"), store.FindOptions{Limit: 10})
+	if strings.Contains(plan, "TEMP B-TREE FOR ORDER BY") {
+		t.Errorf("non-selective filter without a sort does not walk the id index:\n%s", plan)
+	}
 }
