@@ -1,11 +1,13 @@
 package sqlitestore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -139,18 +141,10 @@ func (w *writer) putAll(ctx context.Context, writes []store.Write) error {
 		}
 	}
 	// Search values: one insert of a JSON array of (pid, v, rk) per few
-	// thousand.
-	var vals []byte
-	n := 0
+	// thousand, in index order (B-tree inserts then land next to each
+	// other).
+	var rows []valRow
 	var leaves []leaf
-	flush := func() error {
-		if n == 0 {
-			return nil
-		}
-		_, err := w.tx.ExecContext(ctx, "INSERT OR IGNORE INTO vals(pid, v, rk) SELECT value->>0, value->>1, value->>2 FROM json_each(?)", closeJSON(vals))
-		vals, n = vals[:0], 0
-		return err
-	}
 	for _, p := range ps {
 		if p.r.Deleted || len(p.r.Index) == 0 {
 			continue
@@ -161,22 +155,61 @@ func (w *writer) putAll(ctx context.Context, writes []store.Write) error {
 			if err != nil {
 				return err
 			}
-			vals = append(vals, ',', '[')
-			vals = strconv.AppendInt(vals, pid, 10)
-			vals = append(vals, ',')
-			vals = appendJSONValue(vals, l.v)
-			vals = append(vals, ',')
-			vals = strconv.AppendInt(vals, p.rk, 10)
-			vals = append(vals, ']')
-			n++
+			rows = append(rows, valRow{pid, l.v, p.rk})
 		}
-		if n >= 20000 {
-			if err := flush(); err != nil {
-				return err
+	}
+	slices.SortFunc(rows, compareValRows)
+	var vals []byte
+	for from := 0; from < len(rows); from += 20000 {
+		vals = vals[:0]
+		for _, r := range rows[from:min(from+20000, len(rows))] {
+			vals = append(vals, ',', '[')
+			vals = strconv.AppendInt(vals, r.pid, 10)
+			vals = append(vals, ',')
+			vals = appendJSONValue(vals, r.v)
+			vals = append(vals, ',')
+			vals = strconv.AppendInt(vals, r.rk, 10)
+			vals = append(vals, ']')
+		}
+		if _, err := w.tx.ExecContext(ctx, "INSERT OR IGNORE INTO vals(pid, v, rk) SELECT value->>0, value->>1, value->>2 FROM json_each(?)", closeJSON(vals)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// valRow is one search value row.
+type valRow struct {
+	pid int64
+	v   any // string, float64 or int64; one kind per pid
+	rk  int64
+}
+
+func compareValRows(a, b valRow) int {
+	if c := cmp.Compare(a.pid, b.pid); c != 0 {
+		return c
+	}
+	switch x := a.v.(type) {
+	case string:
+		if y, ok := b.v.(string); ok {
+			if c := strings.Compare(x, y); c != 0 {
+				return c
+			}
+		}
+	case float64:
+		if y, ok := b.v.(float64); ok {
+			if c := cmp.Compare(x, y); c != 0 {
+				return c
+			}
+		}
+	case int64:
+		if y, ok := b.v.(int64); ok {
+			if c := cmp.Compare(x, y); c != 0 {
+				return c
 			}
 		}
 	}
-	return flush()
+	return cmp.Compare(a.rk, b.rk)
 }
 
 // scanKeyed runs q, whose rows are (type, id, int64), and hands each int
