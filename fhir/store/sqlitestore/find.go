@@ -364,7 +364,11 @@ func (s *Store) Find(ctx context.Context, typ string, f *store.Filter, opt store
 	if exactSQL && opt.Limit > 0 {
 		limit = opt.Limit + max(opt.Skip, 0)
 	}
-	phases, err := s.plan(typ, cols, where, args, opt, limit, drive)
+	res := "resources r"
+	if drive == filterDriven && drivable(f) {
+		res = notIndexed
+	}
+	phases, err := s.plan(typ, cols, where, args, opt, limit, drive, res)
 	if err != nil {
 		return nil, err
 	}
@@ -380,13 +384,13 @@ func (s *Store) Find(ctx context.Context, typ string, f *store.Filter, opt store
 }
 
 // plan builds the statements of a Find.
-func (s *Store) plan(typ, cols, where string, wargs []any, opt store.FindOptions, limit int, drive driver) ([]phase, error) {
+func (s *Store) plan(typ, cols, where string, wargs []any, opt store.FindOptions, limit int, drive driver, res string) ([]phase, error) {
 	base := func() []any { return append([]any{typ}, wargs...) }
 	keys := opt.Sort
 	if len(keys) == 1 && keys[0].Path == store.PathID {
 		keys = nil
 		if opt.Sort[0].Desc {
-			q := cols + " FROM resources r JOIN history h ON h.hrow=r.hrow WHERE r.type=? AND r.deleted=0 AND " + where
+			q := cols + " FROM " + res + " JOIN history h ON h.hrow=r.hrow WHERE r.type=? AND r.deleted=0 AND " + where
 			args := base()
 			if opt.After != nil {
 				q += " AND r.id<?"
@@ -396,7 +400,7 @@ func (s *Store) plan(typ, cols, where string, wargs []any, opt store.FindOptions
 		}
 	}
 	if len(keys) == 0 {
-		q := cols + " FROM resources r JOIN history h ON h.hrow=r.hrow WHERE r.type=? AND r.deleted=0 AND " + where
+		q := cols + " FROM " + res + " JOIN history h ON h.hrow=r.hrow WHERE r.type=? AND r.deleted=0 AND " + where
 		args := base()
 		if opt.After != nil {
 			q += " AND r.id>?"
@@ -410,7 +414,7 @@ func (s *Store) plan(typ, cols, where string, wargs []any, opt store.FindOptions
 		if keys[0].Desc {
 			dir, cmp = " DESC", "<"
 		}
-		q := cols + " FROM resources r JOIN history h ON h.hrow=r.hrow WHERE r.type=? AND r.deleted=0 AND " + where
+		q := cols + " FROM " + res + " JOIN history h ON h.hrow=r.hrow WHERE r.type=? AND r.deleted=0 AND " + where
 		args := base()
 		if a := opt.After; a != nil && len(a.Values) > 0 {
 			l, _ := scalar(a.Values[0])
@@ -425,7 +429,7 @@ func (s *Store) plan(typ, cols, where string, wargs []any, opt store.FindOptions
 			return s.planIndexed(typ, cols, where, wargs, keys[0], pids, opt.After, limit), nil
 		}
 	}
-	return s.planGeneral(typ, cols, where, wargs, keys, opt.After, limit), nil
+	return s.planGeneral(typ, cols, where, wargs, keys, opt.After, limit, res), nil
 }
 
 // driver says what a Find's statement walks first.
@@ -441,6 +445,53 @@ const (
 // the sort order, which then finds a match within about
 // (rows of the type / selectiveRows) rows.
 var selectiveRows = 2000
+
+// notIndexed makes SQLite find the rows through the filter's rk lists
+// (rk is the rowid): without statistics its planner would rather walk the
+// type's rows and test each.
+const notIndexed = "resources r NOT INDEXED"
+
+// drivable reports whether f's rows can be found from index entries of
+// Index paths (a positive leaf, an Or of such, an And with one), with no
+// id lookup the (type, id) index serves better.
+func drivable(f *store.Filter) bool {
+	if f == nil {
+		return false
+	}
+	switch f.Op {
+	case store.OpAnd:
+		any := false
+		for _, c := range f.Children {
+			if idLookup(c) {
+				return false
+			}
+			any = any || drivable(c)
+		}
+		return any
+	case store.OpOr:
+		for _, c := range f.Children {
+			if !drivable(c) {
+				return false
+			}
+		}
+		return len(f.Children) > 0
+	case store.OpAll, store.OpNot:
+		return false
+	case store.OpExists:
+		if yes, _ := f.Value.(bool); !yes {
+			return false
+		}
+	case store.OpEq:
+		if f.Value == nil {
+			return false
+		}
+	}
+	return f.Path != store.PathID && f.Path != store.PathLastUpdated
+}
+
+func idLookup(f *store.Filter) bool {
+	return f.Path == store.PathID && (f.Op == store.OpEq || f.Op == store.OpIn)
+}
 
 // filtered reports whether f restricts anything.
 func filtered(f *store.Filter) bool { return f != nil && f.Op != store.OpAll }
@@ -504,7 +555,7 @@ func (s *Store) estimate(ctx context.Context, typ string, f *store.Filter) (int,
 	// pred is "r.rk IN (SELECT rk FROM vals WHERE ...)" or an OR of them:
 	// count the index entries behind it, bounded.
 	var n int
-	err := s.r.QueryRowContext(ctx, "SELECT count(*) FROM (SELECT 1 FROM resources r WHERE r.type=? AND "+pred+" LIMIT ?)",
+	err := s.r.QueryRowContext(ctx, "SELECT count(*) FROM (SELECT 1 FROM "+notIndexed+" WHERE r.type=? AND "+pred+" LIMIT ?)",
 		append(append([]any{typ}, b.args...), selectiveRows+1)...).Scan(&n)
 	if err != nil {
 		return 0, translate("sqlitestore.Find", err)
@@ -556,7 +607,7 @@ func (s *Store) planIndexed(typ, cols, where string, wargs []any, k store.SortKe
 
 // planGeneral sorts by several keys: SQLite computes each key per match
 // and sorts the matches.
-func (s *Store) planGeneral(typ, cols, where string, wargs []any, keys []store.SortKey, after *store.Position, limit int) []phase {
+func (s *Store) planGeneral(typ, cols, where string, wargs []any, keys []store.SortKey, after *store.Position, limit int, res string) []phase {
 	var sel []string
 	var selArgs []any
 	var order []string
@@ -589,7 +640,7 @@ func (s *Store) planGeneral(typ, cols, where string, wargs []any, keys []store.S
 		order = append(order, "("+col+" IS NULL)", col+dir)
 	}
 	inner := "SELECT r.rk, r.id, r.hrow, " + strings.Join(sel, ", ") +
-		" FROM resources r WHERE r.type=? AND r.deleted=0 AND " + where
+		" FROM " + res + " WHERE r.type=? AND r.deleted=0 AND " + where
 	args := append(selArgs, typ)
 	args = append(args, wargs...)
 	q := cols + " FROM (" + inner + ") r JOIN history h ON h.hrow=r.hrow"
@@ -754,8 +805,12 @@ func (s *Store) Count(ctx context.Context, typ string, f *store.Filter) (int64, 
 	if err != nil {
 		return 0, err
 	}
+	res := "resources r"
+	if drivable(f) {
+		res = notIndexed
+	}
 	var n int64
-	err = s.r.QueryRowContext(ctx, "SELECT count(*) FROM resources r WHERE r.type=? AND r.deleted=0 AND "+where,
+	err = s.r.QueryRowContext(ctx, "SELECT count(*) FROM "+res+" WHERE r.type=? AND r.deleted=0 AND "+where,
 		append([]any{typ}, args...)...).Scan(&n)
 	return n, translate(op, err)
 }
