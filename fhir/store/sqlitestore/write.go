@@ -97,7 +97,7 @@ func (w *writer) putAll(ctx context.Context, writes []store.Write) error {
 		}
 		q := "INSERT INTO history(type, id, version, lu, deleted, json, idx) VALUES " + rowsOf(7, to-from) + " RETURNING type, id, hrow"
 		if err := w.scanKeyed(ctx, q, args, byKey, func(i int, v int64) { ps[i].hrow = v }); err != nil {
-			return conflictOr(err, writes[from:to])
+			return conflictOr(err)
 		}
 	}
 	// Current rows: creates in one insert, updates one compare-and-swap each.
@@ -125,7 +125,7 @@ func (w *writer) putAll(ctx context.Context, writes []store.Write) error {
 	if nCreate > 0 {
 		q := "INSERT INTO resources(type, id, version, lu, deleted, hrow) SELECT value->>0, value->>1, 1, value->>2, 0, value->>3 FROM json_each(?) RETURNING type, id, rk"
 		if err := w.scanKeyed(ctx, q, []any{closeJSON(creates)}, byKey, func(i int, v int64) { ps[i].rk = v }); err != nil {
-			return conflictOr(err, writes)
+			return conflictOr(err)
 		}
 		var tj []byte
 		for t := range types {
@@ -235,10 +235,10 @@ func (w *writer) scanKeyed(ctx context.Context, q string, args []any, byKey map[
 	return rows.Err()
 }
 
-// conflictOr turns a uniqueness failure of a multi-row insert into a
-// conflict naming the first resource of writes (the transaction is rolled
-// back whole; Apply finds the precise one, see firstConflict).
-func conflictOr(err error, writes []store.Write) error {
+// conflictOr turns a uniqueness failure of a multi-row insert into
+// errConflict (the transaction is rolled back whole; Apply names the
+// resource, see firstConflict).
+func conflictOr(err error) error {
 	if outcome.Is(translate("", err), outcome.Duplicate) {
 		return errConflict
 	}
