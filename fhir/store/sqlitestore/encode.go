@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strconv"
 	"time"
+
+	"github.com/casefhir/casefhir/fhir/store"
 )
 
 // Value kinds, part of an interned path: a comparison only meets values
@@ -79,7 +81,7 @@ func appendValue(b []byte, v any) []byte {
 	case nil:
 		b = append(b, tNil)
 	default:
-		f, ok := number(v)
+		f, ok := store.Number(v)
 		if !ok {
 			return append(b, tNil) // not an index value
 		}
@@ -237,7 +239,7 @@ func scalar(v any) (leaf, bool) {
 		}
 		return leaf{kind: kBool, v: int64(0)}, true
 	}
-	if f, ok := number(v); ok && !math.IsNaN(f) {
+	if f, ok := store.Number(v); ok && !math.IsNaN(f) {
 		return leaf{kind: kNumber, v: f}, true
 	}
 	return leaf{}, false
@@ -246,35 +248,6 @@ func scalar(v any) (leaf, bool) {
 // msOf is t as Unix milliseconds (floor), the precision of stored times.
 func msOf(t time.Time) int64 { return t.UnixMilli() }
 
-func number(v any) (float64, bool) {
-	switch n := v.(type) {
-	case float64:
-		return n, true
-	case float32:
-		return float64(n), true
-	case int:
-		return float64(n), true
-	case int8:
-		return float64(n), true
-	case int16:
-		return float64(n), true
-	case int32:
-		return float64(n), true
-	case int64:
-		return float64(n), true
-	case uint:
-		return float64(n), true
-	case uint8:
-		return float64(n), true
-	case uint16:
-		return float64(n), true
-	case uint32:
-		return float64(n), true
-	case uint64:
-		return float64(n), true
-	}
-	return 0, false
-}
 
 // numericSegment reports whether a dotted path has an array-index segment,
 // which only store.Filter.Match evaluates exactly.
