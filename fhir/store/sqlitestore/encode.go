@@ -248,7 +248,6 @@ func scalar(v any) (leaf, bool) {
 // msOf is t as Unix milliseconds (floor), the precision of stored times.
 func msOf(t time.Time) int64 { return t.UnixMilli() }
 
-
 // numericSegment reports whether a dotted path has an array-index segment,
 // which only store.Filter.Match evaluates exactly.
 func numericSegment(path string) bool {
