@@ -28,7 +28,8 @@ type Options struct {
 	// Dir is the data folder (created if missing); the database is
 	// Dir/casefhir.db. Path, when set, names the file instead.
 	Dir, Path string
-	// Readers is the size of the read connection pool (0: 2×GOMAXPROCS, at least 4).
+	// Readers is how many idle read connections are kept (0: 2×GOMAXPROCS,
+	// at least 4).
 	Readers int
 	// BusyTimeout is how long a statement waits for another process's
 	// lock (0: 30s).
@@ -138,7 +139,9 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		_ = s.w.Close()
 		return nil, translate(op, err)
 	}
-	s.r.SetMaxOpenConns(o.Readers)
+	// No cap on open readers: a caller may read while it holds a Find
+	// cursor (a read transaction), and a cap would let such callers wait
+	// on each other. Readers is how many stay open when idle.
 	s.r.SetMaxIdleConns(o.Readers)
 	if _, err := s.w.ExecContext(ctx, schema); err != nil {
 		_ = s.Close(ctx)
