@@ -117,7 +117,6 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", o.BusyTimeout.Milliseconds()))
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous(FULL)")
-	q.Add("_pragma", "cache_size(-32000)")
 	q.Add("_pragma", "foreign_keys(0)")
 	base := "file:" + (&url.URL{Path: path}).EscapedPath()
 	s := &Store{log: o.Logger, path: path, paths: map[pathKey]int64{}, byTyp: map[string][]pathRow{}}
@@ -127,6 +126,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		wq[k] = append([]string(nil), v...)
 	}
 	wq.Set("_txlock", "immediate")
+	wq.Add("_pragma", "cache_size(-32000)") // page cache: 32 MB for the writer
 	if s.w, err = sql.Open("sqlite", base+"?"+wq.Encode()); err != nil {
 		return nil, translate(op, err)
 	}
@@ -135,6 +135,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	s.w.SetConnMaxLifetime(0)
 	s.w.SetConnMaxIdleTime(0)
 	q.Add("_pragma", "query_only(1)")
+	q.Add("_pragma", "cache_size(-8000)") // 8 MB per reader
 	if s.r, err = sql.Open("sqlite", base+"?"+q.Encode()); err != nil {
 		_ = s.w.Close()
 		return nil, translate(op, err)
