@@ -115,6 +115,10 @@ by hand, rerun it. The method is fixed in ` + "`cmd/benchfhir`" + `; this header
 
 ## Method
 
+- **Embedded store at scale** (first section; ` + "`-scale`" + ` sizes, ` + "`-only scale`" + ` runs it alone) is a
+  separate, production-shaped run: a ` + "`casefhir serve`" + ` child process on a fresh data folder, loaded with
+  ` + "`casefhir load`" + `, timed over HTTP, with the child's resident memory and CPU read from /proc, and the
+  same page shapes asked of the SQLite store directly by a second client of the data folder.
 - **One process, loopback only.** benchfhir starts a real casefhir server in process
   (` + "`server.Open`" + ` + ` + "`ServeListener`" + `, auth off, the embedded FerretDB v1 / SQLite store in a
   temporary data directory) and drives it over HTTP on 127.0.0.1 with keep-alive connections.
