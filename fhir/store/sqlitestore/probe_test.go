@@ -15,11 +15,11 @@ func TestStoreOrderDriven(t *testing.T) {
 	old := selectiveRows
 	selectiveRows = -1
 	t.Cleanup(func() { selectiveRows = old })
-	storetest.RunExcept(t, func(t *testing.T) store.Store {
+	storetest.RunOnly(t, func(t *testing.T) store.Store {
 		s, err := Open(context.Background(), Options{Dir: t.TempDir()})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return s
-	}, "LargeResult")
+	}, "FindOps", "FindSortSkipLimit", "Count", "SortOrder", "KeysetPaging", "PagingConcurrentWrites")
 }

@@ -24,6 +24,16 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) { RunExcept(t, open)
 // guarantees (e.g. the MongoDB code paths on FerretDB, whose conditional
 // replace is not atomic); a Store implementation must pass Run.
 func RunExcept(t *testing.T, open func(t *testing.T) store.Store, except ...string) {
+	run(t, open, func(name string) bool { return !slices.Contains(except, name) })
+}
+
+// RunOnly runs the named tests of the suite (e.g. again under another
+// configuration of the same store).
+func RunOnly(t *testing.T, open func(t *testing.T) store.Store, only ...string) {
+	run(t, open, func(name string) bool { return slices.Contains(only, name) })
+}
+
+func run(t *testing.T, open func(t *testing.T) store.Store, want func(name string) bool) {
 	tests := []struct {
 		name string
 		fn   func(*testing.T, store.Store)
@@ -58,7 +68,7 @@ func RunExcept(t *testing.T, open func(t *testing.T) store.Store, except ...stri
 		}},
 	}
 	for _, tt := range tests {
-		if slices.Contains(except, tt.name) {
+		if !want(tt.name) {
 			t.Logf("not run here: %s", tt.name)
 			continue
 		}
