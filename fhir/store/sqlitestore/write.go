@@ -63,8 +63,9 @@ type conflictAt struct{ key string }
 func (c conflictAt) Error() string { return "version conflict on " + c.key }
 
 // histChunk is how many versions one history insert carries (7 parameters
-// each, well under SQLite's 32766).
-const histChunk = 256
+// each). It stays small: the driver matches each parameter to its argument
+// by a scan of the arguments, which costs the square of their number.
+const histChunk = 40
 
 // putAll stores writes: history rows, current rows (inserted for creates,
 // swapped from the previous version for updates) and search values.
