@@ -218,41 +218,34 @@ func (b *builder) exists(path string) string {
 func placeholders(n int) string { return strings.TrimSuffix(strings.Repeat("?,", n), ",") }
 
 func (b *builder) idPred(f *store.Filter) string {
-	str := func(v any) (string, bool) { s, ok := v.(string); return s, ok }
 	switch f.Op {
-	case store.OpEq:
-		v, ok := str(f.Value)
-		if !ok {
-			return "0"
-		}
-		b.args = append(b.args, v)
-		return "r.id=?"
 	case store.OpIn:
-		var ids []string
+		n := 0
 		for _, x := range f.Values {
-			if v, ok := str(x); ok {
-				ids = append(ids, v)
+			if v, ok := x.(string); ok {
+				b.args = append(b.args, v)
+				n++
 			}
 		}
-		if len(ids) == 0 {
+		if n == 0 {
 			return "0"
 		}
-		for _, id := range ids {
-			b.args = append(b.args, id)
+		return "r.id IN (" + placeholders(n) + ")"
+	case store.OpExists:
+		if yes, _ := f.Value.(bool); yes {
+			return "1"
 		}
-		return "r.id IN (" + placeholders(len(ids)) + ")"
-	case store.OpLt, store.OpLte, store.OpGt, store.OpGte:
-		v, ok := str(f.Value)
-		if !ok {
-			return "0"
-		}
+		return "0"
+	}
+	v, ok := f.Value.(string)
+	if !ok {
+		return "0"
+	}
+	switch f.Op {
+	case store.OpEq, store.OpLt, store.OpLte, store.OpGt, store.OpGte:
 		b.args = append(b.args, v)
 		return "r.id" + cmpOp(f.Op) + "?"
 	case store.OpPrefix:
-		v, ok := str(f.Value)
-		if !ok {
-			return "0"
-		}
 		b.args = append(b.args, v)
 		if hi, ok := successor(v); ok {
 			b.args = append(b.args, hi)
@@ -260,16 +253,8 @@ func (b *builder) idPred(f *store.Filter) string {
 		}
 		return "r.id>=?"
 	case store.OpContains:
-		v, ok := str(f.Value)
-		if !ok {
-			return "0"
-		}
 		b.args = append(b.args, v)
 		return "instr(r.id, ?)>0"
-	case store.OpExists:
-		if yes, _ := f.Value.(bool); yes {
-			return "1"
-		}
 	}
 	return "0"
 }
