@@ -8,7 +8,7 @@ import (
 )
 
 // TestDependencies enforces the layering of docs: which packages may
-// import the MongoDB driver, Gin, go-oidc, FerretDB, and which of ours.
+// import the MongoDB driver, the SQLite driver, Gin, go-oidc, FerretDB, and which of ours.
 func TestDependencies(t *testing.T) {
 	out, err := exec.Command("go", "list", "-json", "./...").Output()
 	if err != nil {
@@ -45,6 +45,9 @@ func TestDependencies(t *testing.T) {
 			}
 			check(strings.HasPrefix(imp, "go.mongodb.org/mongo-driver") && me != "fhir/store/mongostore",
 				"only fhir/store/mongostore may import the MongoDB driver")
+			// (The FerretDB stand-in used by tests runs on SQLite too.)
+			check(strings.HasPrefix(imp, "modernc.org/sqlite") && me != "fhir/store/sqlitestore" && !importsFerretDB(p.Imports),
+				"only fhir/store/sqlitestore may import the SQLite driver")
 			check(strings.HasPrefix(imp, "github.com/FerretDB/") && me != "fhir/store/mongostore/ferrettest",
 				"FerretDB only by tests: only fhir/store/mongostore/ferrettest (a test stand-in) may import it")
 			check(strings.HasPrefix(imp, "github.com/gin-gonic/gin") && me != "server" && me != "server/middleware",
@@ -56,7 +59,7 @@ func TestDependencies(t *testing.T) {
 			}
 			check(under(me, "fhir") && (under(dep, "server") || under(dep, "mapping") || under(dep, "conformance")),
 				"fhir/... never imports server, mapping or conformance")
-			check(under(me, "mapping") && (under(dep, "server") || under(dep, "fhir/store/mongostore")),
+			check(under(me, "mapping") && (under(dep, "server") || under(dep, "fhir/store/mongostore") || under(dep, "fhir/store/sqlitestore")),
 				"mapping never imports server or a store implementation")
 			check(me == "fhir/outcome", "fhir/outcome imports nothing of ours")
 			check(under(dep, "cmd"), "nothing imports cmd/...")
@@ -65,8 +68,17 @@ func TestDependencies(t *testing.T) {
 				"fhir/store/mongostore/ferrettest (FerretDB) is imported only by tests and cmd/benchfhir")
 			check(under(me, "server/app") && dep != "mapping",
 				"server/app is a client of the FHIR API over HTTP: of ours it imports only mapping (the case vocabulary)")
-			check(under(me, "server/interaction") && (dep == "server" || under(dep, "fhir/store/mongostore")),
+			check(under(me, "server/interaction") && (dep == "server" || under(dep, "fhir/store/mongostore") || under(dep, "fhir/store/sqlitestore")),
 				"server/interaction is transport- and backend-free")
 		}
 	}
+}
+
+func importsFerretDB(imports []string) bool {
+	for _, imp := range imports {
+		if strings.HasPrefix(imp, "github.com/FerretDB/") {
+			return true
+		}
+	}
+	return false
 }

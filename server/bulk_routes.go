@@ -43,7 +43,9 @@ func (s *Server) openBulk(ctx context.Context, o *interaction.Options) error {
 	svc, err := bulk.New(bulk.Options{
 		Store: s.store, Jobs: jobs, Scanner: scanner, Registry: s.registry, Dir: dir,
 		Concurrency: s.cfg.ExportConcurrency, Retention: s.cfg.ExportRetention,
-		BatchPause: s.cfg.ExportBatchPause, Exclusive: s.cfg.MongoURI == "", Logger: s.log,
+		BatchPause: s.cfg.ExportBatchPause, Logger: s.log,
+		// Not Exclusive: other processes may share the embedded store's data
+		// folder too, so an interrupted job is resumed once its lease lapses.
 	})
 	if err != nil {
 		return err

@@ -5,7 +5,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/casefhir/casefhir/server"
 	"github.com/casefhir/casefhir/server/servertest"
 )
 
@@ -101,18 +100,5 @@ func TestConditionalCreateUpdateDelete(t *testing.T) {
 	wantStatus(t, r, 200)
 	if r.JSON()["active"] != false {
 		t.Errorf("conditional patch: %s", r.Body)
-	}
-}
-
-// TestEmbeddedScanSearch runs searches with --embedded-search=scan (the
-// database serves every search, no in-memory copy): same answers.
-func TestEmbeddedScanSearch(t *testing.T) {
-	s := servertest.Start(t, servertest.Options{Config: server.Config{EmbeddedSearch: "scan"}})
-	create(t, s, "Patient", `{"resourceType":"Patient","name":[{"family":"Scanner"}]}`)
-	create(t, s, "Patient", `{"resourceType":"Patient","name":[{"family":"Other"}]}`)
-	r := s.Do(t, "GET", "Patient?family=scan&_total=accurate", nil)
-	wantStatus(t, r, 200)
-	if r.JSON()["total"] != float64(1) {
-		t.Fatalf("scan search: %s", r.Body)
 	}
 }

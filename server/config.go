@@ -67,10 +67,6 @@ type Config struct {
 	// AuditWriter, when set, wraps the writer that stores AuditEvents
 	// (tests use it for a slow or failing store).
 	AuditWriter func(audit.Writer) audit.Writer
-	// EmbeddedSearch is how the embedded store serves searches: "memory"
-	// (default; an in-memory copy of the search values, fast, costs memory)
-	// or "scan" (reads the database for every search; little memory).
-	EmbeddedSearch string
 
 	// Store, when set, is the store to serve (a test hook: e.g. the
 	// in-memory reference store); the server closes it. MongoURI, DataDir
@@ -191,9 +187,6 @@ func (c *Config) Validate() error {
 	case AppOff:
 	default:
 		return fmt.Errorf("--app %q: want on or off", c.App)
-	}
-	if c.EmbeddedSearch != "" && c.EmbeddedSearch != "memory" && c.EmbeddedSearch != "scan" {
-		return fmt.Errorf("--embedded-search %q: want memory or scan", c.EmbeddedSearch)
 	}
 	if c.MaxBodyBytes < 1024 {
 		return errors.New("--max-body: must be at least 1024 bytes")

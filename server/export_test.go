@@ -364,11 +364,17 @@ func TestExportSurvivesRestart(t *testing.T) {
 // store directly, before a server opens it.
 func seedBulk(t *testing.T, dir string, n int) []string {
 	t.Helper()
+	ctx := context.Background()
+	emb, err := bulkbench.OpenEmbedded(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emb.Close()
 	reg, err := bulkbench.Registry()
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, err := bulkbench.Seed(context.Background(), servertest.StoreFor(dir), reg, n)
+	keys, err := bulkbench.Seed(ctx, emb.Store, reg, n)
 	if err != nil {
 		t.Fatal(err)
 	}

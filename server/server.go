@@ -20,6 +20,7 @@ import (
 	"github.com/casefhir/casefhir/fhir/store"
 	"github.com/casefhir/casefhir/fhir/store/mongostore"
 	"github.com/casefhir/casefhir/server/app"
+	"github.com/casefhir/casefhir/fhir/store/sqlitestore"
 	"github.com/casefhir/casefhir/server/auth"
 	"github.com/casefhir/casefhir/server/auth/audit"
 	"github.com/casefhir/casefhir/server/bulk"
@@ -111,6 +112,8 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	return s, nil
 }
 
+// openStore opens MongoDB when a URI is configured, otherwise the
+// embedded SQLite store in the data folder.
 func (s *Server) openStore(ctx context.Context) error {
 	if s.cfg.Store != nil {
 		s.closers = append(s.closers, s.cfg.Store.Close)
@@ -118,19 +121,23 @@ func (s *Server) openStore(ctx context.Context) error {
 		s.store = instrument(s.cfg.Store, s.metrics)
 		return nil
 	}
-	opts := mongostore.Options{URI: s.cfg.MongoURI, Database: s.cfg.Database, Logger: s.log,
-		AllowStandalone: s.cfg.MongoTestStandIn}
+	var st store.Store
 	if s.cfg.MongoURI == "" {
-		// The FerretDB-based embedded store left the product; the SQLite
-		// store takes its place.
-		return fmt.Errorf("no --mongodb-uri given and no embedded store in this build")
-	}
-	st, err := mongostore.Open(ctx, opts)
-	if err != nil {
-		if outcome.Is(err, outcome.Transient) || outcome.Is(err, outcome.Timeout) {
-			return fmt.Errorf("database unreachable: %v", err)
+		sq, err := sqlitestore.Open(ctx, sqlitestore.Options{Dir: s.cfg.DataDir, Logger: s.log})
+		if err != nil {
+			return fmt.Errorf("embedded store in %s: %v", s.cfg.DataDir, err)
 		}
-		return fmt.Errorf("database: %v", err) // e.g. a standalone server, refused
+		st = sq
+	} else {
+		mg, err := mongostore.Open(ctx, mongostore.Options{URI: s.cfg.MongoURI, Database: s.cfg.Database, Logger: s.log,
+			AllowStandalone: s.cfg.MongoTestStandIn})
+		if err != nil {
+			if outcome.Is(err, outcome.Transient) || outcome.Is(err, outcome.Timeout) {
+				return fmt.Errorf("database unreachable: %v", err)
+			}
+			return fmt.Errorf("database: %v", err) // e.g. a standalone server, refused
+		}
+		st = mg
 	}
 	s.closers = append(s.closers, st.Close)
 	s.base = st

@@ -27,18 +27,19 @@ type config struct {
 	creates   int
 	reads     int
 	sizes     []int
+	scale     []int
+	only      []string
 	exportMin int
 	calibrate bool
 	export    bool
 	audit     bool
-	only      []string
 }
 
 func run(ctx context.Context, args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("benchfhir", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var c config
-	var sizes, only string
+	var sizes, scale, only string
 	fs.StringVar(&c.out, "out", "docs/benchmarks.md", "Markdown file to write")
 	fs.StringVar(&c.dir, "dir", "", "working directory for the data (default: a temporary directory, removed afterwards)")
 	fs.DurationVar(&c.budget, "budget", 9*time.Minute, "hard time budget for all measurements")
@@ -47,10 +48,11 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	fs.IntVar(&c.creates, "creates", 2000, "creates per run (per side, per round)")
 	fs.IntVar(&c.reads, "reads", 3000, "reads per run (per side, per round)")
 	fs.StringVar(&sizes, "sizes", "1000,10000,50000", "collection sizes for the scaling scenario")
+	fs.StringVar(&scale, "scale", "10000,100000", "store sizes of the embedded-store scale scenario (\"\" skips it; add 1000000 for 1M)")
 	fs.IntVar(&c.exportMin, "export-min", 100000, "resources the export scenario needs (topped up if fewer are stored)")
 	fs.BoolVar(&c.export, "export", false, "include the bulk export scenario (slow on the embedded store)")
 	fs.BoolVar(&c.audit, "audit", false, "run the server with its AuditEvent trail on (off measures the FHIR path alone)")
-	fs.StringVar(&only, "only", "", "comma-separated scenarios to run (scaling, read, create, transaction, export, everything, calibration, audit); default all")
+	fs.StringVar(&only, "only", "", "comma-separated scenarios to run (scale, scaling, read, create, transaction, export, everything, roundtrips, calibration, audit); default all")
 	fs.BoolVar(&c.calibrate, "calibrate", true, "run mongostore's driver-vs-store benchmarks as a calibration step")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -64,6 +66,12 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	if c.rounds < 1 || c.conc < 1 || c.creates < 1 || c.reads < 1 {
 		fmt.Fprintln(stderr, "benchfhir: -rounds, -c, -creates and -reads must be positive")
 		return 2
+	}
+	if scale != "" {
+		if c.scale, err = parseSizes(scale); err != nil {
+			fmt.Fprintf(stderr, "benchfhir: -scale: %v\n", err)
+			return 2
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.budget)
 	defer cancel()

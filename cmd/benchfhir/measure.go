@@ -24,6 +24,16 @@ func measure(ctx context.Context, c config, logw io.Writer) (*report, error) {
 		defer os.RemoveAll(d)
 		dir = d
 	}
+	if len(c.only) == 1 && c.only[0] == "scale" {
+		// The scale scenario runs its own server process.
+		b := &bench{c: c, logf: logf}
+		b.c.dir = dir
+		sec, err := b.scale(ctx)
+		if sec != nil {
+			rep.add(sec)
+		}
+		return rep, err
+	}
 	e, err := start(ctx, dir, c.conc, c.audit, logw)
 	if err != nil {
 		return nil, err
@@ -47,6 +57,7 @@ func measure(ctx context.Context, c config, logw io.Writer) (*report, error) {
 		fn   func(context.Context) (*section, error)
 	}{
 		{"roundtrips", b.roundTrips},
+		{"scale", b.scale},
 		{"scaling", b.scaling},
 		{"read", b.readThroughput},
 		{"create", b.createThroughput},

@@ -115,6 +115,10 @@ by hand, rerun it. The method is fixed in ` + "`cmd/benchfhir`" + `; this header
 
 ## Method
 
+- **Embedded store at scale** (first section; ` + "`-scale`" + ` sizes, ` + "`-only scale`" + ` runs it alone) is a
+  separate, production-shaped run: a ` + "`casefhir serve`" + ` child process on a fresh data folder, loaded with
+  ` + "`casefhir load`" + `, timed over HTTP, with the child's resident memory and CPU read from /proc, and the
+  same page shapes asked of the SQLite store directly by a second client of the data folder.
 - **One process, loopback only.** benchfhir starts FerretDB v1 (SQLite) in process as the MongoDB-wire
   stand-in (` + "`fhir/store/mongostore/ferrettest`" + `, a test-only package; casefhir itself does not link FerretDB),
   then a real casefhir server on it (` + "`server.Open`" + ` with ` + "`--mongodb-uri`" + ` pointing there, + ` + "`ServeListener`" + `,

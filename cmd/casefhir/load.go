@@ -24,7 +24,8 @@ Uploads FHIR R4 JSON to a server: resource files (.json), Bundles and NDJSON
 files (.ndjson, one resource per line), or folders of them (recursively).
 Transaction and batch Bundles are sent as they are; other Bundles
 (collection, searchset, ...) are unpacked into their resources. Loose
-resources are sent in transactions of --batch-size entries: PUT Type/id when
+resources are sent in transactions of --batch-size entries, --parallel of
+them at a time: PUT Type/id when
 the resource has an id (so loading again updates instead of duplicating),
 POST otherwise. When a transaction fails, its resources are sent again as a
 batch so that one bad resource does not hold back the others; resources
@@ -39,13 +40,15 @@ type loadOptions struct {
 	base      string
 	token     string
 	batchSize int
+	parallel  int
 	client    *http.Client
 	progress  io.Writer
 	terminal  bool
 	// retry holds resources refused for what may be an ordering problem
 	// (e.g. a reference to a case loaded later): they are sent once more
 	// at the end.
-	retry []loadItem
+	retry   []loadItem
+	retryMu sync.Mutex
 }
 
 // loadStats is what a load did.
@@ -84,6 +87,7 @@ type loadItem struct {
 func load(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	fset, base, token := clientFlags("load", loadUsage, getenv, stderr)
 	batch := envFlag(fset, getenv, "batch-size", "CASEFHIR_BATCH_SIZE", "100", "resources per transaction")
+	parallel := envFlag(fset, getenv, "parallel", "CASEFHIR_LOAD_PARALLEL", "2", "transactions in flight at once")
 	if code, ok := parseFlags(fset, args); !ok {
 		return code
 	}
@@ -97,7 +101,12 @@ func load(ctx context.Context, args []string, getenv func(string) string, stdout
 		fset.Usage()
 		return 2
 	}
-	o := &loadOptions{base: strings.TrimSuffix(*base, "/"), token: *token, batchSize: n,
+	par, err := strconv.Atoi(*parallel)
+	if err != nil || par < 1 {
+		fmt.Fprintln(stderr, "casefhir load: --parallel must be a positive integer")
+		return 2
+	}
+	o := &loadOptions{base: strings.TrimSuffix(*base, "/"), token: *token, batchSize: n, parallel: par,
 		client: &http.Client{Timeout: 10 * time.Minute}, progress: stderr, terminal: isTerminal(stderr)}
 	files, err := loadFiles(fset.Args())
 	if err != nil {
@@ -181,14 +190,39 @@ func isNDJSON(path string) bool {
 func (o *loadOptions) run(ctx context.Context, files []string, st *loadStats) error {
 	var pending []loadItem
 	keys := map[string]bool{}
+	// Up to o.parallel transactions are in flight: the server decodes and
+	// validates one while it stores another.
+	sem := make(chan struct{}, max(o.parallel, 1))
+	var wg sync.WaitGroup
+	var errMu sync.Mutex
+	var sendErr error
+	failed := func() error {
+		errMu.Lock()
+		defer errMu.Unlock()
+		return sendErr
+	}
 	flush := func() error {
 		if len(pending) == 0 {
-			return nil
+			return failed()
 		}
-		err := o.sendResources(ctx, pending, st, false)
+		items := pending
 		pending, keys = nil, map[string]bool{}
-		return err
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := o.sendResources(ctx, items, st, false); err != nil {
+				errMu.Lock()
+				if sendErr == nil {
+					sendErr = err
+				}
+				errMu.Unlock()
+			}
+		}()
+		return failed()
 	}
+	defer wg.Wait()
 	add := func(it loadItem) error {
 		k := it.typ + "/" + it.id
 		if it.id != "" && keys[k] {
@@ -218,6 +252,10 @@ func (o *loadOptions) run(ctx context.Context, files []string, st *loadStats) er
 		st.mu.Unlock()
 	}
 	if err := flush(); err != nil {
+		return err
+	}
+	wg.Wait()
+	if err := failed(); err != nil {
 		return err
 	}
 	again := o.retry
@@ -356,7 +394,9 @@ func (o *loadOptions) sendResources(ctx context.Context, items []loadItem, st *l
 	for i, s := range statuses {
 		switch {
 		case !last && (s == http.StatusUnprocessableEntity || s == http.StatusNotFound || s == http.StatusConflict):
+			o.retryMu.Lock()
 			o.retry = append(o.retry, items[i])
+			o.retryMu.Unlock()
 		case s >= 400:
 			st.fail(items[i].where, reasons[i])
 		default:

@@ -104,7 +104,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	exportDir := envFlag(fs, getenv, "export-dir", "CASEFHIR_EXPORT_DIR", "", "directory of bulk export output (default <data-dir>/exports)")
 	exportConc := envFlag(fs, getenv, "export-concurrency", "CASEFHIR_EXPORT_CONCURRENCY", "1", "bulk export jobs run at once")
 	exportRet := envFlag(fs, getenv, "export-retention", "CASEFHIR_EXPORT_RETENTION", "24h", "how long bulk export output is kept")
-	embSearch := envFlag(fs, getenv, "embedded-search", "CASEFHIR_EMBEDDED_SEARCH", "memory", "embedded store only: memory serves searches from an in-memory copy of the search values (fast, costs memory); scan reads the database each time")
 	auditMode := envFlag(fs, getenv, "audit", "CASEFHIR_AUDIT", "on", "on: every request that reads or changes data leaves an AuditEvent; off: no audit trail")
 	appMode := envFlag(fs, getenv, "app", "CASEFHIR_APP", "on", "on: serve the case manager's SMART app at /app/; off: no app")
 	appClientID := envFlag(fs, getenv, "app-client-id", "CASEFHIR_APP_CLIENT_ID", "casefhir-app", "the app's client id at the OpenID provider")
@@ -142,7 +141,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	cfg := server.Config{
 		Addr: *addr, BaseURL: *baseURL, MongoURI: *mongoURI, Database: *database, DataDir: *dataDir,
 		Auth: *authMode, OIDCIssuer: *issuer, OIDCAudience: *audience,
-		MaxBodyBytes: mb, MaxBundleEntries: me, Version: version, Logger: log, AuditOff: *auditMode == "off", EmbeddedSearch: *embSearch,
+		MaxBodyBytes: mb, MaxBundleEntries: me, Version: version, Logger: log, AuditOff: *auditMode == "off",
 		ExportDir: *exportDir, ExportConcurrency: ec, ExportRetention: er,
 		App: *appMode, AppClientID: *appClientID, AppClientSecret: *appClientSecret,
 	}

@@ -32,7 +32,6 @@ func TestServeFailsFast(t *testing.T) {
 		{[]string{"serve"}, nil, "--oidc-issuer: required"},
 		{[]string{"serve", "--auth=off", "--addr", "0.0.0.0:0"}, nil, "loopback"},
 		{[]string{"serve", "--auth=maybe"}, nil, "--auth"},
-		{[]string{"serve", "--auth=off", "--embedded-search=disk"}, nil, "--embedded-search"},
 		{[]string{"serve", "--addr", "nonsense"}, nil, "--addr"},
 		{[]string{"serve", "--auth=off", "--base-url", "ftp://x"}, nil, "--base-url"},
 		{[]string{"serve", "--auth=off", "--mongodb-uri", "postgres://x"}, nil, "--mongodb-uri"},

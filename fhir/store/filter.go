@@ -266,6 +266,10 @@ func compare(a, b any) (int, bool) {
 	return 0, false // NaN
 }
 
+// Number returns v as a float64 when it is any Go integer or float (the
+// numbers a Filter may carry), as Match compares them.
+func Number(v any) (float64, bool) { return number(v) }
+
 func number(v any) (float64, bool) {
 	switch n := v.(type) {
 	case float64:

@@ -16,7 +16,6 @@ import (
 	"github.com/casefhir/casefhir/fhir/outcome"
 	"github.com/casefhir/casefhir/fhir/search"
 	"github.com/casefhir/casefhir/fhir/store"
-	"github.com/casefhir/casefhir/fhir/store/mongostore/ferrettest"
 	"github.com/casefhir/casefhir/server/auth"
 	"github.com/casefhir/casefhir/server/bulk"
 	"github.com/casefhir/casefhir/server/bulk/bulkbench"
@@ -67,12 +66,7 @@ func newEnv(t *testing.T, n int, o bulk.Options) *env {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	fdb, err := ferrettest.Start(ctx, ferrettest.Options{DataDir: filepath.Join(dir, "data")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = fdb.Close() })
-	emb, err := bulkbench.Open(ctx, fdb.URI(), "bulktest")
+	emb, err := bulkbench.OpenEmbedded(ctx, filepath.Join(dir, "data"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,12 +10,9 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/casefhir/casefhir/fhir/store"
-	"github.com/casefhir/casefhir/fhir/store/memstore"
 	"github.com/casefhir/casefhir/server"
 )
 
@@ -44,9 +41,9 @@ type Server struct {
 	done    chan error
 }
 
-// Start opens and serves a server with auth off on a fresh in-memory
-// reference store (memstore; the same store again for a data dir given
-// again), unless Config names a store. It stops when the test ends.
+// Start opens and serves a server with auth off on a fresh embedded
+// SQLite store (or the given data dir), unless Config names a store or a
+// MongoDB URI. It stops when the test ends.
 func Start(t testing.TB, o Options) *Server {
 	t.Helper()
 	ln := o.Listener
@@ -70,9 +67,6 @@ func Start(t testing.TB, o Options) *Server {
 		dir = t.TempDir()
 	}
 	cfg.DataDir = dir
-	if cfg.Store == nil && cfg.MongoURI == "" {
-		cfg.Store = storeFor(dir)
-	}
 	if cfg.Logger == nil {
 		lv := slog.LevelWarn
 		if os.Getenv("CASEFHIR_TEST_LOG") != "" {
@@ -92,28 +86,6 @@ func Start(t testing.TB, o Options) *Server {
 	go func() { s.done <- srv.ServeListener(ctx, ln) }()
 	t.Cleanup(s.Stop)
 	return s
-}
-
-// stores keeps one in-memory store per data directory for the test
-// process, so a server restarted on the same data directory finds its data.
-var stores = struct {
-	sync.Mutex
-	m map[string]*memstore.Store
-}{m: map[string]*memstore.Store{}}
-
-// StoreFor returns the store a test server on data directory dir serves
-// (created empty on first use), e.g. to seed data before Start.
-func StoreFor(dir string) store.Store { return storeFor(dir) }
-
-func storeFor(dir string) *memstore.Store {
-	stores.Lock()
-	defer stores.Unlock()
-	st := stores.m[dir]
-	if st == nil {
-		st = memstore.New()
-		stores.m[dir] = st
-	}
-	return st
 }
 
 // Stop shuts the server down and closes its store (idempotent).

@@ -16,26 +16,19 @@ import (
 	"github.com/casefhir/casefhir/fhir/search"
 	"github.com/casefhir/casefhir/fhir/store"
 	"github.com/casefhir/casefhir/fhir/store/mongostore"
+	"github.com/casefhir/casefhir/fhir/store/sqlitestore"
 	"github.com/casefhir/casefhir/server/bulk"
 	"github.com/casefhir/casefhir/server/interaction"
 )
 
-// Embedded is a store opened for a benchmark or a test.
+// Embedded is the embedded store opened on a data directory.
 type Embedded struct {
-	Store *mongostore.Store
+	Store *sqlitestore.Store
 }
 
-// OpenEmbedded opened the FerretDB-based embedded store on dir; that
-// store left the product, and the embedded store's replacement opens here
-// once it exists. Until then it fails; Open serves MongoDB-wire tests.
-func OpenEmbedded(ctx context.Context, dir, database string) (*Embedded, error) {
-	return nil, fmt.Errorf("bulkbench: no embedded store in this build (data directory %s)", filepath.Base(dir))
-}
-
-// Open opens database on a MongoDB-wire test stand-in at uri (FerretDB,
-// started by the caller).
-func Open(ctx context.Context, uri, database string) (*Embedded, error) {
-	st, err := mongostore.Open(ctx, mongostore.Options{URI: uri, Database: database, AllowStandalone: true})
+// OpenEmbedded opens the embedded store on dir the way the server does.
+func OpenEmbedded(ctx context.Context, dir string) (*Embedded, error) {
+	st, err := sqlitestore.Open(ctx, sqlitestore.Options{Dir: dir})
 	if err != nil {
 		return nil, err
 	}
@@ -44,6 +37,13 @@ func Open(ctx context.Context, uri, database string) (*Embedded, error) {
 
 // Close closes the store.
 func (e *Embedded) Close() error { return e.Store.Close(context.Background()) }
+
+// Open opens database on a MongoDB-wire test stand-in at uri (FerretDB,
+// started by the caller).
+func Open(ctx context.Context, uri, database string) (*mongostore.Store, error) {
+	return mongostore.Open(ctx, mongostore.Options{URI: uri, Database: database, AllowStandalone: true})
+}
+
 
 // Registry returns the server's search registry (R4 and casefhir parameters).
 func Registry() (*search.Registry, error) {
@@ -174,7 +174,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		defer os.RemoveAll(d)
 		o.Dir = d
 	}
-	emb, err := OpenEmbedded(ctx, filepath.Join(o.Dir, "data"), "bench")
+	emb, err := OpenEmbedded(ctx, filepath.Join(o.Dir, "data"))
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,315 @@
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/casefhir/casefhir/fhir/outcome"
+)
+
+// FileName is the database file inside the data folder.
+const FileName = "casefhir.db"
+
+// Options configure Open.
+type Options struct {
+	// Dir is the data folder (created if missing); the database is
+	// Dir/casefhir.db. Path, when set, names the file instead.
+	Dir, Path string
+	// Readers is how many idle read connections are kept (0: 2×GOMAXPROCS,
+	// at least 4).
+	Readers int
+	// BusyTimeout is how long a statement waits for another process's
+	// lock (0: 30s).
+	BusyTimeout time.Duration
+	// Logger receives PHI-free warnings (nil: discarded).
+	Logger *slog.Logger
+}
+
+// Store is the SQLite implementation of store.Store.
+type Store struct {
+	w, r *sql.DB // one writer connection, a pool of readers
+	log  *slog.Logger
+	path string
+
+	mu    sync.RWMutex
+	paths map[pathKey]int64    // interned (type, path, kind) → pid
+	byTyp map[string][]pathRow // per type, every interned path
+}
+
+type pathKey struct {
+	typ, path string
+	kind      byte
+}
+
+type pathRow struct {
+	pid  int64
+	path string
+	kind byte
+}
+
+const schema = `
+CREATE TABLE IF NOT EXISTS history(
+	hrow INTEGER PRIMARY KEY,
+	type TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL,
+	lu INTEGER NOT NULL, deleted INTEGER NOT NULL,
+	json BLOB, idx BLOB,
+	UNIQUE(type, id, version));
+CREATE INDEX IF NOT EXISTS history_sys ON history(lu DESC, type, id, version DESC);
+CREATE INDEX IF NOT EXISTS history_type ON history(type, lu DESC, id, version DESC);
+CREATE TABLE IF NOT EXISTS resources(
+	rk INTEGER PRIMARY KEY,
+	type TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL,
+	lu INTEGER NOT NULL, deleted INTEGER NOT NULL, hrow INTEGER NOT NULL,
+	UNIQUE(type, id));
+CREATE INDEX IF NOT EXISTS resources_lu ON resources(type, lu, id);
+CREATE TABLE IF NOT EXISTS paths(
+	pid INTEGER PRIMARY KEY,
+	type TEXT NOT NULL, path TEXT NOT NULL, kind INTEGER NOT NULL,
+	UNIQUE(type, path, kind));
+CREATE TABLE IF NOT EXISTS vals(
+	pid INTEGER NOT NULL, v NOT NULL, rk INTEGER NOT NULL,
+	PRIMARY KEY(pid, v, rk)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS vals_rk ON vals(rk, pid);
+CREATE TABLE IF NOT EXISTS types(type TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS locks(key TEXT PRIMARY KEY, owner TEXT NOT NULL, expires INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS jobs(
+	id TEXT PRIMARY KEY, version INTEGER NOT NULL, kind TEXT NOT NULL, owner TEXT NOT NULL,
+	status TEXT NOT NULL, finished INTEGER NOT NULL, created INTEGER NOT NULL, updated INTEGER NOT NULL,
+	lease_owner TEXT NOT NULL, lease_until INTEGER NOT NULL, data BLOB);
+`
+
+// Open opens (creating if needed) the database and its schema.
+func Open(ctx context.Context, o Options) (*Store, error) {
+	const op = "sqlitestore.Open"
+	path := o.Path
+	if path == "" {
+		if o.Dir == "" {
+			return nil, outcome.New(outcome.Exception, "a data folder is needed").WithOp(op)
+		}
+		if err := os.MkdirAll(o.Dir, 0o700); err != nil {
+			return nil, outcome.Wrap(err, outcome.Exception, op, "cannot create the data folder")
+		}
+		path = filepath.Join(o.Dir, FileName)
+	}
+	if o.Readers <= 0 {
+		o.Readers = max(4, 2*runtime.GOMAXPROCS(0))
+	}
+	if o.BusyTimeout <= 0 {
+		o.BusyTimeout = 30 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", o.BusyTimeout.Milliseconds()))
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(FULL)")
+	q.Add("_pragma", "foreign_keys(0)")
+	base := "file:" + (&url.URL{Path: path}).EscapedPath()
+	s := &Store{log: o.Logger, path: path, paths: map[pathKey]int64{}, byTyp: map[string][]pathRow{}}
+	var err error
+	wq := url.Values{}
+	for k, v := range q {
+		wq[k] = append([]string(nil), v...)
+	}
+	wq.Set("_txlock", "immediate")
+	wq.Add("_pragma", "cache_size(-32000)") // page cache: 32 MB for the writer
+	if s.w, err = sql.Open("sqlite", base+"?"+wq.Encode()); err != nil {
+		return nil, translate(op, err)
+	}
+	s.w.SetMaxOpenConns(1)
+	s.w.SetMaxIdleConns(1)
+	s.w.SetConnMaxLifetime(0)
+	s.w.SetConnMaxIdleTime(0)
+	q.Add("_pragma", "query_only(1)")
+	q.Add("_pragma", "cache_size(-8000)") // 8 MB per reader
+	if s.r, err = sql.Open("sqlite", base+"?"+q.Encode()); err != nil {
+		_ = s.w.Close()
+		return nil, translate(op, err)
+	}
+	// No cap on open readers: a caller may read while it holds a Find
+	// cursor (a read transaction), and a cap would let such callers wait
+	// on each other. Readers is how many stay open when idle.
+	s.r.SetMaxIdleConns(o.Readers)
+	if _, err := s.w.ExecContext(ctx, schema); err != nil {
+		_ = s.Close(ctx)
+		return nil, translate(op, err)
+	}
+	// Statistics for the query planner, bounded in cost; refreshed on
+	// Close (PRAGMA optimize).
+	if _, err := s.w.ExecContext(ctx, "PRAGMA analysis_limit=1000; PRAGMA optimize=0x10002"); err != nil {
+		_ = s.Close(ctx)
+		return nil, translate(op, err)
+	}
+	if err := s.loadPaths(ctx, s.r); err != nil {
+		_ = s.Close(ctx)
+		return nil, err
+	}
+	return s, nil
+}
+
+// Path returns the database file.
+func (s *Store) Path() string { return s.path }
+
+// Ping implements store.Store.
+func (s *Store) Ping(ctx context.Context) error {
+	return translate("sqlitestore.Ping", s.r.PingContext(ctx))
+}
+
+// Close implements store.Store: it checkpoints the write-ahead log when it
+// can and closes the connections.
+func (s *Store) Close(ctx context.Context) error {
+	var errs []error
+	if s.r != nil {
+		errs = append(errs, s.r.Close())
+	}
+	if s.w != nil {
+		_, _ = s.w.ExecContext(ctx, "PRAGMA analysis_limit=1000; PRAGMA optimize")
+		errs = append(errs, s.w.Close())
+	}
+	return translate("sqlitestore.Close", errors.Join(errs...))
+}
+
+// Types implements store.Store.
+func (s *Store) Types(ctx context.Context) ([]string, error) {
+	const op = "sqlitestore.Types"
+	rows, err := s.r.QueryContext(ctx, "SELECT type FROM types ORDER BY type")
+	if err != nil {
+		return nil, translate(op, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var t string
+		if err := rows.Scan(&t); err != nil {
+			return nil, translate(op, err)
+		}
+		out = append(out, t)
+	}
+	return out, translate(op, rows.Err())
+}
+
+// queryer is what both *sql.DB and *sql.Tx offer.
+type queryer interface {
+	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row
+	ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error)
+}
+
+// loadPaths (re)reads the interned path table: other processes may have
+// added paths.
+func (s *Store) loadPaths(ctx context.Context, q queryer) error {
+	rows, err := q.QueryContext(ctx, "SELECT pid, type, path, kind FROM paths")
+	if err != nil {
+		return translate("sqlitestore.paths", err)
+	}
+	defer rows.Close()
+	paths := map[pathKey]int64{}
+	byTyp := map[string][]pathRow{}
+	for rows.Next() {
+		var pid, kind int64
+		var typ, path string
+		if err := rows.Scan(&pid, &typ, &path, &kind); err != nil {
+			return translate("sqlitestore.paths", err)
+		}
+		paths[pathKey{typ, path, byte(kind)}] = pid
+		byTyp[typ] = append(byTyp[typ], pathRow{pid, path, byte(kind)})
+	}
+	if err := rows.Err(); err != nil {
+		return translate("sqlitestore.paths", err)
+	}
+	s.mu.Lock()
+	s.paths, s.byTyp = paths, byTyp
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *Store) pid(typ, path string, kind byte) (int64, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	p, ok := s.paths[pathKey{typ, path, kind}]
+	return p, ok
+}
+
+// pidsUnder lists the pids of path and of every path below it.
+func (s *Store) pidsUnder(typ, path string) []int64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []int64
+	for _, r := range s.byTyp[typ] {
+		if r.path == path || strings.HasPrefix(r.path, path+".") {
+			out = append(out, r.pid)
+		}
+	}
+	return out
+}
+
+// driverError is what a store error wraps: the kind of failure and the
+// SQLite code, never the statement or its values.
+type driverError struct {
+	kind string
+	code int
+}
+
+func (e driverError) Error() string {
+	if e.code != 0 {
+		return fmt.Sprintf("sqlite %s (code %d)", e.kind, e.code)
+	}
+	return "sqlite " + e.kind
+}
+
+// translate turns any driver (or ctx) error into an *outcome.Error.
+func translate(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var oe *outcome.Error
+	if errors.As(err, &oe) {
+		return err
+	}
+	var se *sqlite.Error
+	code := 0
+	if errors.As(err, &se) {
+		code = se.Code()
+	}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return outcome.Wrap(driverError{"timeout", 0}, outcome.Timeout, op, "database operation timed out")
+	case errors.Is(err, context.Canceled):
+		return outcome.Wrap(driverError{"canceled", 0}, outcome.Timeout, op, "database operation canceled")
+	case code == sqlite3.SQLITE_CONSTRAINT_UNIQUE || code == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+		return outcome.Wrap(driverError{"duplicate key", code}, outcome.Duplicate, op, "resource already exists")
+	case code&0xff == sqlite3.SQLITE_BUSY || code&0xff == sqlite3.SQLITE_LOCKED:
+		return outcome.Wrap(driverError{"busy", code}, outcome.Transient, op, "database busy")
+	case code&0xff == sqlite3.SQLITE_FULL || code&0xff == sqlite3.SQLITE_IOERR:
+		return outcome.Wrap(driverError{"i/o error", code}, outcome.Transient, op, "database unavailable")
+	}
+	return outcome.Wrap(driverError{fmt.Sprintf("error %T", err), code}, outcome.Exception, op, "database error")
+}
+
+func notFound(op, typ, id string) error {
+	return (&outcome.Error{Op: op, Code: outcome.NotFound, Detail: "resource not found"}).
+		WithDiagnostics(typ + "/" + id + " not found")
+}
+
+func checkType(op, typ string) error {
+	if typ == "" || strings.ContainsAny(typ, "./$ \x00") {
+		return outcome.New(outcome.Exception, "invalid resource type").WithOp(op)
+	}
+	return nil
+}
+
+func ms(t time.Time) time.Time { return t.Truncate(time.Millisecond).UTC() }

@@ -1,0 +1,459 @@
+package sqlitestore
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/casefhir/casefhir/fhir/outcome"
+	"github.com/casefhir/casefhir/fhir/store"
+)
+
+// writer is one write transaction. modernc's driver prepares a statement
+// at every execution, so a transaction runs few statements: rows of one
+// kind go in together (multi-row VALUES, or json_each over one JSON
+// argument).
+type writer struct {
+	s  *Store
+	tx *sql.Tx
+	// paths interned by this transaction: cached only after commit.
+	newPaths map[pathKey]int64
+}
+
+func (s *Store) begin(ctx context.Context, op string) (*writer, error) {
+	tx, err := s.w.BeginTx(ctx, nil) // BEGIN IMMEDIATE (_txlock)
+	if err != nil {
+		return nil, translate(op, err)
+	}
+	return &writer{s: s, tx: tx, newPaths: map[pathKey]int64{}}, nil
+}
+
+func (w *writer) rollback() { _ = w.tx.Rollback() }
+
+func (w *writer) commit(op string) error {
+	if err := w.tx.Commit(); err != nil {
+		return translate(op, err)
+	}
+	if len(w.newPaths) > 0 {
+		w.s.mu.Lock()
+		for k, pid := range w.newPaths {
+			if _, ok := w.s.paths[k]; !ok {
+				w.s.paths[k] = pid
+				w.s.byTyp[k.typ] = append(w.s.byTyp[k.typ], pathRow{pid, k.path, k.kind})
+			}
+		}
+		w.s.mu.Unlock()
+	}
+	return nil
+}
+
+// errConflict marks a failed compare-and-swap inside a transaction.
+var errConflict = errors.New("version conflict")
+
+// conflictAt is a compare-and-swap or duplicate failure of one write.
+type conflictAt struct{ key string }
+
+func (c conflictAt) Error() string { return "version conflict on " + c.key }
+
+// histChunk is how many versions one history insert carries (7 parameters
+// each). It stays small: the driver matches each parameter to its argument
+// by a scan of the arguments, which costs the square of their number.
+const histChunk = 40
+
+// putAll stores writes: history rows, current rows (inserted for creates,
+// swapped from the previous version for updates) and search values.
+func (w *writer) putAll(ctx context.Context, writes []store.Write) error {
+	type placed struct {
+		r    *store.Resource
+		hrow int64
+		rk   int64
+	}
+	ps := make([]placed, len(writes))
+	byKey := make(map[string]int, len(writes))
+	for i, wr := range writes {
+		ps[i].r = wr.Next
+		byKey[wr.Next.Type+"\x00"+wr.Next.ID] = i
+	}
+	// History rows, in chunks, RETURNING their row ids.
+	for from := 0; from < len(writes); from += histChunk {
+		to := min(from+histChunk, len(writes))
+		args := make([]any, 0, 7*(to-from))
+		for _, p := range ps[from:to] {
+			r := p.r
+			var js, idx []byte
+			if !r.Deleted {
+				if js = r.JSON; js == nil {
+					js = []byte{}
+				}
+				idx = encodeIndex(r.Index)
+			}
+			args = append(args, r.Type, r.ID, r.VersionID, msOf(r.LastUpdated), r.Deleted, js, idx)
+		}
+		q := "INSERT INTO history(type, id, version, lu, deleted, json, idx) VALUES " + rowsOf(7, to-from) + " RETURNING type, id, hrow"
+		if err := w.scanKeyed(ctx, q, args, byKey, func(i int, v int64) { ps[i].hrow = v }); err != nil {
+			return conflictOr(err)
+		}
+	}
+	// Current rows: creates in one insert, updates one compare-and-swap each.
+	var creates, updated []byte
+	nCreate := 0
+	types := map[string]bool{}
+	for i, wr := range writes {
+		r := wr.Next
+		if wr.Prev == nil {
+			creates = appendJSONRow(creates, r.Type, r.ID, msOf(r.LastUpdated), ps[i].hrow)
+			nCreate++
+			types[r.Type] = true
+			continue
+		}
+		err := w.tx.QueryRowContext(ctx, "UPDATE resources SET version=?, lu=?, deleted=?, hrow=? WHERE type=? AND id=? AND version=? RETURNING rk",
+			r.VersionID, msOf(r.LastUpdated), r.Deleted, ps[i].hrow, r.Type, r.ID, wr.Prev.VersionID).Scan(&ps[i].rk)
+		if errors.Is(err, sql.ErrNoRows) {
+			return conflictAt{r.Key()}
+		}
+		if err != nil {
+			return err
+		}
+		updated = appendJSONInt(updated, ps[i].rk)
+	}
+	if nCreate > 0 {
+		q := "INSERT INTO resources(type, id, version, lu, deleted, hrow) SELECT value->>0, value->>1, 1, value->>2, 0, value->>3 FROM json_each(?) RETURNING type, id, rk"
+		if err := w.scanKeyed(ctx, q, []any{closeJSON(creates)}, byKey, func(i int, v int64) { ps[i].rk = v }); err != nil {
+			return conflictOr(err)
+		}
+		var tj []byte
+		for t := range types {
+			tj = appendJSONString(append(tj, ','), t)
+		}
+		if _, err := w.tx.ExecContext(ctx, "INSERT OR IGNORE INTO types(type) SELECT value FROM json_each(?)", closeJSON(tj)); err != nil {
+			return err
+		}
+	}
+	if len(updated) > 0 {
+		if _, err := w.tx.ExecContext(ctx, "DELETE FROM vals WHERE rk IN (SELECT value FROM json_each(?))", closeJSON(updated)); err != nil {
+			return err
+		}
+	}
+	// Search values: one insert of a JSON array of (pid, v, rk) per few
+	// thousand, in index order (B-tree inserts then land next to each
+	// other).
+	var rows []valRow
+	var leaves []leaf
+	for _, p := range ps {
+		if p.r.Deleted || len(p.r.Index) == 0 {
+			continue
+		}
+		leaves = flatten(leaves[:0], p.r.Index, "")
+		for _, l := range leaves {
+			pid, err := w.intern(ctx, p.r.Type, l.path, l.kind)
+			if err != nil {
+				return err
+			}
+			rows = append(rows, valRow{pid, l.v, p.rk})
+		}
+	}
+	slices.SortFunc(rows, compareValRows)
+	var vals []byte
+	for from := 0; from < len(rows); from += 20000 {
+		vals = vals[:0]
+		for _, r := range rows[from:min(from+20000, len(rows))] {
+			vals = append(vals, ',', '[')
+			vals = strconv.AppendInt(vals, r.pid, 10)
+			vals = append(vals, ',')
+			vals = appendJSONValue(vals, r.v)
+			vals = append(vals, ',')
+			vals = strconv.AppendInt(vals, r.rk, 10)
+			vals = append(vals, ']')
+		}
+		if _, err := w.tx.ExecContext(ctx, "INSERT OR IGNORE INTO vals(pid, v, rk) SELECT value->>0, value->>1, value->>2 FROM json_each(?)", closeJSON(vals)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// valRow is one search value row.
+type valRow struct {
+	pid int64
+	v   any // string, float64 or int64; one kind per pid
+	rk  int64
+}
+
+func compareValRows(a, b valRow) int {
+	if c := cmp.Compare(a.pid, b.pid); c != 0 {
+		return c
+	}
+	switch x := a.v.(type) {
+	case string:
+		if y, ok := b.v.(string); ok {
+			if c := strings.Compare(x, y); c != 0 {
+				return c
+			}
+		}
+	case float64:
+		if y, ok := b.v.(float64); ok {
+			if c := cmp.Compare(x, y); c != 0 {
+				return c
+			}
+		}
+	case int64:
+		if y, ok := b.v.(int64); ok {
+			if c := cmp.Compare(x, y); c != 0 {
+				return c
+			}
+		}
+	}
+	return cmp.Compare(a.rk, b.rk)
+}
+
+// scanKeyed runs q, whose rows are (type, id, int64), and hands each int
+// to set with the index of its resource.
+func (w *writer) scanKeyed(ctx context.Context, q string, args []any, byKey map[string]int, set func(int, int64)) error {
+	rows, err := w.tx.QueryContext(ctx, q, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var typ, id string
+		var v int64
+		if err := rows.Scan(&typ, &id, &v); err != nil {
+			return err
+		}
+		i, ok := byKey[typ+"\x00"+id]
+		if !ok {
+			return errors.New("unexpected returned row")
+		}
+		set(i, v)
+	}
+	return rows.Err()
+}
+
+// conflictOr turns a uniqueness failure of a multi-row insert into
+// errConflict (the transaction is rolled back whole; Apply names the
+// resource, see firstConflict).
+func conflictOr(err error) error {
+	if outcome.Is(translate("", err), outcome.Duplicate) {
+		return errConflict
+	}
+	return err
+}
+
+func rowsOf(params, n int) string {
+	row := "(" + strings.TrimSuffix(strings.Repeat("?,", params), ",") + ")"
+	return strings.TrimSuffix(strings.Repeat(row+",", n), ",")
+}
+
+// JSON builders for json_each arguments: elements are appended with a
+// leading comma, closeJSON wraps them into an array.
+func closeJSON(b []byte) string {
+	if len(b) == 0 {
+		return "[]"
+	}
+	b[0] = '['
+	return string(b) + "]"
+}
+
+func appendJSONInt(b []byte, v int64) []byte { return strconv.AppendInt(append(b, ','), v, 10) }
+
+func appendJSONRow(b []byte, typ, id string, lu, hrow int64) []byte {
+	b = append(b, ',', '[')
+	b = appendJSONString(b, typ)
+	b = append(b, ',')
+	b = appendJSONString(b, id)
+	b = append(b, ',')
+	b = strconv.AppendInt(b, lu, 10)
+	b = append(b, ',')
+	b = strconv.AppendInt(b, hrow, 10)
+	return append(b, ']')
+}
+
+// appendJSONValue appends a search value (string, float64 or int64).
+func appendJSONValue(b []byte, v any) []byte {
+	switch x := v.(type) {
+	case string:
+		return appendJSONString(b, x)
+	case int64:
+		return strconv.AppendInt(b, x, 10)
+	case float64:
+		if x == math.Trunc(x) && math.Abs(x) < 1<<53 {
+			return strconv.AppendInt(b, int64(x), 10)
+		}
+		return strconv.AppendFloat(b, x, 'g', -1, 64)
+	}
+	return append(b, "null"...)
+}
+
+func appendJSONString(b []byte, s string) []byte {
+	if !utf8.ValidString(s) {
+		js, _ := json.Marshal(s)
+		return append(b, js...)
+	}
+	b = append(b, '"')
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\':
+			b = append(b, '\\', c)
+		case c < 0x20:
+			b = append(b, '\\', 'u', '0', '0', "0123456789abcdef"[c>>4], "0123456789abcdef"[c&0xf])
+		default:
+			b = append(b, c)
+		}
+	}
+	return append(b, '"')
+}
+
+// intern returns the pid of (typ, path, kind), adding it to the paths
+// table inside the transaction when new.
+func (w *writer) intern(ctx context.Context, typ, path string, kind byte) (int64, error) {
+	if pid, ok := w.s.pid(typ, path, kind); ok {
+		return pid, nil
+	}
+	k := pathKey{typ, path, kind}
+	if pid, ok := w.newPaths[k]; ok {
+		return pid, nil
+	}
+	var pid int64
+	err := w.tx.QueryRowContext(ctx, "INSERT INTO paths(type, path, kind) VALUES(?,?,?) ON CONFLICT(type, path, kind) DO UPDATE SET kind=excluded.kind RETURNING pid",
+		typ, path, int64(kind)).Scan(&pid)
+	if err != nil {
+		return 0, err
+	}
+	w.newPaths[k] = pid
+	return pid, nil
+}
+
+func checkWrite(op string, w store.Write) error {
+	n := w.Next
+	if n == nil {
+		return outcome.New(outcome.Exception, "a write needs a next version").WithOp(op)
+	}
+	if err := checkType(op, n.Type); err != nil {
+		return err
+	}
+	if n.ID == "" {
+		return outcome.New(outcome.Exception, "a write needs an id").WithOp(op)
+	}
+	if w.Prev == nil {
+		if n.VersionID != 1 || n.Deleted {
+			return outcome.New(outcome.Exception, "a create needs version 1 and content").WithOp(op)
+		}
+		return nil
+	}
+	if w.Prev.Type != n.Type || w.Prev.ID != n.ID || n.VersionID != w.Prev.VersionID+1 {
+		return outcome.New(outcome.Exception, "next version must follow prev").WithOp(op)
+	}
+	return nil
+}
+
+// Create implements store.Store.
+func (s *Store) Create(ctx context.Context, r *store.Resource) error {
+	const op = "sqlitestore.Create"
+	if err := checkWrite(op, store.Write{Next: r}); err != nil {
+		return err
+	}
+	err := s.apply(ctx, op, []store.Write{{Next: r}})
+	if outcome.Is(err, outcome.Conflict) {
+		return outcome.New(outcome.Duplicate, "resource already exists").WithOp(op).WithDiagnostics(r.Key() + " already exists")
+	}
+	return err
+}
+
+// Update implements store.Store: one compare-and-swap on the version.
+func (s *Store) Update(ctx context.Context, next, prev *store.Resource) error {
+	const op = "sqlitestore.Update"
+	if prev == nil {
+		return outcome.New(outcome.Exception, "update needs the previous version").WithOp(op)
+	}
+	if err := checkWrite(op, store.Write{Next: next, Prev: prev}); err != nil {
+		return err
+	}
+	return s.apply(ctx, op, []store.Write{{Next: next, Prev: prev}})
+}
+
+// Apply implements store.Transactional: one SQLite transaction.
+func (s *Store) Apply(ctx context.Context, writes []store.Write) error {
+	const op = "sqlitestore.Apply"
+	seen := make(map[string]bool, len(writes))
+	for _, w := range writes {
+		if err := checkWrite(op, w); err != nil {
+			return err
+		}
+		if k := w.Next.Key(); seen[k] {
+			return outcome.New(outcome.Exception, "a resource appears twice in one transaction").WithOp(op).WithDiagnostics(k)
+		} else {
+			seen[k] = true
+		}
+	}
+	if len(writes) == 0 {
+		return nil
+	}
+	return s.apply(ctx, op, writes)
+}
+
+func (s *Store) apply(ctx context.Context, op string, writes []store.Write) error {
+	w, err := s.begin(ctx, op)
+	if err != nil {
+		return err
+	}
+	if err := w.putAll(ctx, writes); err != nil {
+		w.rollback()
+		var ca conflictAt
+		switch {
+		case errors.As(err, &ca):
+			return outcome.New(outcome.Conflict, "version conflict").WithOp(op).WithDiagnostics(ca.key)
+		case errors.Is(err, errConflict):
+			return outcome.New(outcome.Conflict, "version conflict").WithOp(op).WithDiagnostics(s.firstConflict(ctx, writes))
+		}
+		return translate(op, err)
+	}
+	return w.commit(op)
+}
+
+// firstConflict names the first write whose resource already exists (a
+// create) or is no longer at its previous version (an update).
+func (s *Store) firstConflict(ctx context.Context, writes []store.Write) string {
+	for _, wr := range writes {
+		var v int64
+		err := s.r.QueryRowContext(ctx, "SELECT version FROM resources WHERE type=? AND id=?", wr.Next.Type, wr.Next.ID).Scan(&v)
+		switch {
+		case wr.Prev == nil && err == nil:
+			return wr.Next.Key()
+		case wr.Prev != nil && (err != nil || v != wr.Prev.VersionID):
+			return wr.Next.Key()
+		}
+	}
+	if len(writes) > 0 {
+		return writes[0].Next.Key()
+	}
+	return ""
+}
+
+// InsertMany stores new resources (VersionID 1, not deleted) in one
+// transaction. It is the bulk loader for seeding tests and benchmarks; an
+// existing id fails with outcome.Duplicate and stores nothing.
+func (s *Store) InsertMany(ctx context.Context, rs []*store.Resource) error {
+	const op = "sqlitestore.InsertMany"
+	for _, r := range rs {
+		if err := checkWrite(op, store.Write{Next: r}); err != nil {
+			return err
+		}
+	}
+	ws := make([]store.Write, len(rs))
+	for i, r := range rs {
+		ws[i] = store.Write{Next: r}
+	}
+	err := s.apply(ctx, op, ws)
+	if outcome.Is(err, outcome.Conflict) {
+		return outcome.New(outcome.Duplicate, "resource already exists").WithOp(op)
+	}
+	return err
+}
