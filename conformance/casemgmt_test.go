@@ -114,7 +114,7 @@ func TestCaseOperationDefinitions(t *testing.T) {
 		OpEverything: {"_since:in:instant", "_type:in:code", "_count:in:integer", "return:out:Bundle"},
 		OpOpenCase: {"referral:in:Reference", "patient:in:Reference", "careManager:in:Reference",
 			"managingOrganization:in:Reference", "category:in:Coding", "model:in:Coding", "return:out:Bundle"},
-		OpTimeline: {"_since:in:instant", "_type:in:code", "return:out:Bundle"},
+		OpTimeline: {"_since:in:instant", "_type:in:code", "_count:in:integer", "return:out:Bundle"},
 	}
 	for url, params := range want {
 		a, ok := CaseArtefact(url)
