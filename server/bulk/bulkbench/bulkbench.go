@@ -44,7 +44,6 @@ func Open(ctx context.Context, uri, database string) (*mongostore.Store, error) 
 	return mongostore.Open(ctx, mongostore.Options{URI: uri, Database: database, AllowStandalone: true})
 }
 
-
 // Registry returns the server's search registry (R4 and casefhir parameters).
 func Registry() (*search.Registry, error) {
 	return search.NewRegistry(conformance.SearchParameters(), conformance.CaseSearchParameters())
