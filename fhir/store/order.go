@@ -1,5 +1,10 @@
 package store
 
+import (
+	"cmp"
+	"fmt"
+)
+
 // PositionOf returns r's position in the order of keys (see FindOptions):
 // the value of each sort path in r (the smallest for an ascending key, the
 // largest for a descending one, nil when there is none) and r's id. Pass
@@ -70,4 +75,35 @@ func ComparePositions(a, b Position, keys []SortKey) int {
 		return 1
 	}
 	return 0
+}
+
+// CompareVersions orders version keys as History returns them (the
+// reference order every Store's History follows): LastUpdated descending,
+// Type and ID ascending, VersionID descending.
+func CompareVersions(a, b VersionKey) int {
+	if c := b.LastUpdated.Compare(a.LastUpdated); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.Type, b.Type); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.ID, b.ID); c != 0 {
+		return c
+	}
+	return cmp.Compare(b.VersionID, a.VersionID)
+}
+
+// DriverError is the PHI-free summary of a database driver error that a
+// store's *outcome.Error wraps: the backend, the kind of failure and the
+// driver's code, never the statement, the filter or a quoted key value.
+type DriverError struct {
+	Backend, Kind string
+	Code          int
+}
+
+func (e DriverError) Error() string {
+	if e.Code != 0 {
+		return fmt.Sprintf("%s %s (code %d)", e.Backend, e.Kind, e.Code)
+	}
+	return e.Backend + " " + e.Kind
 }

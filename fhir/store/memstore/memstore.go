@@ -1,7 +1,6 @@
 package memstore
 
 import (
-	"cmp"
 	"context"
 	"slices"
 	"sort"
@@ -136,7 +135,7 @@ func (s *Store) History(_ context.Context, q store.HistoryQuery) ([]*store.Resou
 			all = append(all, r)
 		}
 	}
-	slices.SortFunc(all, func(a, b *store.Resource) int { return CompareVersions(store.KeyOf(a), store.KeyOf(b)) })
+	slices.SortFunc(all, func(a, b *store.Resource) int { return store.CompareVersions(store.KeyOf(a), store.KeyOf(b)) })
 	limit := q.Limit
 	if limit <= 0 {
 		limit = 100
@@ -157,7 +156,7 @@ func (s *Store) History(_ context.Context, q store.HistoryQuery) ([]*store.Resou
 		if !q.Before.IsZero() && !r.LastUpdated.Before(q.Before) {
 			continue
 		}
-		if q.After != nil && CompareVersions(store.KeyOf(r), *q.After) <= 0 {
+		if q.After != nil && store.CompareVersions(store.KeyOf(r), *q.After) <= 0 {
 			continue
 		}
 		if skipped < q.Offset {
@@ -170,21 +169,6 @@ func (s *Store) History(_ context.Context, q store.HistoryQuery) ([]*store.Resou
 		out = append(out, clone(r, false))
 	}
 	return out, nil
-}
-
-// CompareVersions orders version keys as History returns them:
-// LastUpdated descending, Type and ID ascending, VersionID descending.
-func CompareVersions(a, b store.VersionKey) int {
-	if c := b.LastUpdated.Compare(a.LastUpdated); c != 0 {
-		return c
-	}
-	if c := cmp.Compare(a.Type, b.Type); c != 0 {
-		return c
-	}
-	if c := cmp.Compare(a.ID, b.ID); c != 0 {
-		return c
-	}
-	return cmp.Compare(b.VersionID, a.VersionID)
 }
 
 // Find implements store.Store with the reference semantics.

@@ -141,7 +141,7 @@ func (s *Store) Update(ctx context.Context, next, prev *store.Resource) error {
 func marshalDoc(op string, r *store.Resource) (bson.Raw, error) {
 	b, err := bson.Marshal(encode(r))
 	if err != nil {
-		return nil, outcome.Wrap(driverError{kind: "unencodable index"}, outcome.Exception, op, "the resource could not be stored")
+		return nil, outcome.Wrap(driverError("unencodable index", 0), outcome.Exception, op, "the resource could not be stored")
 	}
 	return b, nil
 }

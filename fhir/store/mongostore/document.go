@@ -135,7 +135,7 @@ func decode(typ string, raw bson.Raw, withJSON bool) (*store.Resource, error) {
 }
 
 func corrupt(cause error) error {
-	return outcome.Wrap(driverError{kind: fmt.Sprintf("undecodable document (%T)", cause)}, outcome.Exception,
+	return outcome.Wrap(driverError(fmt.Sprintf("undecodable document (%T)", cause), 0), outcome.Exception,
 		"mongostore.decode", "stored document is malformed")
 }
 

@@ -9,6 +9,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/topology"
 
 	"github.com/casefhir/casefhir/fhir/outcome"
+	"github.com/casefhir/casefhir/fhir/store"
 )
 
 // Server error codes meaning "try again": the node is stepping down, shutting
@@ -19,18 +20,9 @@ var transientCodes = map[int]bool{
 	50: true, // MaxTimeMSExpired
 }
 
-// driverError is a PHI-free summary of a driver error: server messages can
-// quote key values (duplicate key errors do) and filters, so they are dropped.
-type driverError struct {
-	kind string
-	code int
-}
-
-func (e driverError) Error() string {
-	if e.code != 0 {
-		return fmt.Sprintf("mongodb %s (code %d)", e.kind, e.code)
-	}
-	return "mongodb " + e.kind
+// driverError is the PHI-free summary a store error wraps.
+func driverError(kind string, code int) store.DriverError {
+	return store.DriverError{Backend: "mongodb", Kind: kind, Code: code}
 }
 
 // translate turns any error from the driver (or ctx) into an *outcome.Error.
@@ -46,15 +38,15 @@ func translate(op string, err error) error {
 	code := serverCode(err)
 	switch {
 	case errors.Is(err, context.DeadlineExceeded) || mongo.IsTimeout(err) || code == 50:
-		return outcome.Wrap(driverError{"timeout", code}, outcome.Timeout, op, "database operation timed out")
+		return outcome.Wrap(driverError("timeout", code), outcome.Timeout, op, "database operation timed out")
 	case errors.Is(err, context.Canceled):
-		return outcome.Wrap(driverError{"canceled", 0}, outcome.Timeout, op, "database operation canceled")
+		return outcome.Wrap(driverError("canceled", 0), outcome.Timeout, op, "database operation canceled")
 	case mongo.IsDuplicateKeyError(err):
-		return outcome.Wrap(driverError{"duplicate key", code}, outcome.Duplicate, op, "resource already exists")
+		return outcome.Wrap(driverError("duplicate key", code), outcome.Duplicate, op, "resource already exists")
 	case isTransient(err, code):
-		return outcome.Wrap(driverError{"unavailable", code}, outcome.Transient, op, "database unavailable")
+		return outcome.Wrap(driverError("unavailable", code), outcome.Transient, op, "database unavailable")
 	}
-	return outcome.Wrap(driverError{fmt.Sprintf("error %T", err), code}, outcome.Exception, op, "database error")
+	return outcome.Wrap(driverError(fmt.Sprintf("error %T", err), code), outcome.Exception, op, "database error")
 }
 
 func isTransient(err error, code int) bool {

@@ -1,7 +1,6 @@
 package mongostore
 
 import (
-	"cmp"
 	"context"
 	"slices"
 	"time"
@@ -225,16 +224,7 @@ func selectVersions(all []*store.Resource, q store.HistoryQuery) []*store.Resour
 
 // newestFirst is the history order of store.VersionKey.
 func newestFirst(a, b *store.Resource) int {
-	if c := b.LastUpdated.Compare(a.LastUpdated); c != 0 {
-		return c
-	}
-	if c := cmp.Compare(a.Type, b.Type); c != 0 {
-		return c
-	}
-	if c := cmp.Compare(a.ID, b.ID); c != 0 {
-		return c
-	}
-	return cmp.Compare(b.VersionID, a.VersionID)
+	return store.CompareVersions(store.KeyOf(a), store.KeyOf(b))
 }
 
 func page(rs []*store.Resource, q store.HistoryQuery) []*store.Resource {
@@ -250,5 +240,5 @@ func page(rs []*store.Resource, q store.HistoryQuery) []*store.Resource {
 
 // afterKey reports whether r comes strictly after k in history order.
 func afterKey(r *store.Resource, k store.VersionKey) bool {
-	return newestFirst(r, &store.Resource{LastUpdated: k.LastUpdated, Type: k.Type, ID: k.ID, VersionID: k.VersionID}) > 0
+	return store.CompareVersions(store.KeyOf(r), k) > 0
 }

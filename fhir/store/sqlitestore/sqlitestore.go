@@ -18,6 +18,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/casefhir/casefhir/fhir/outcome"
+	"github.com/casefhir/casefhir/fhir/store"
 )
 
 // FileName is the database file inside the data folder.
@@ -257,18 +258,9 @@ func (s *Store) pidsUnder(typ, path string) []int64 {
 	return out
 }
 
-// driverError is what a store error wraps: the kind of failure and the
-// SQLite code, never the statement or its values.
-type driverError struct {
-	kind string
-	code int
-}
-
-func (e driverError) Error() string {
-	if e.code != 0 {
-		return fmt.Sprintf("sqlite %s (code %d)", e.kind, e.code)
-	}
-	return "sqlite " + e.kind
+// driverError is the PHI-free summary a store error wraps.
+func driverError(kind string, code int) store.DriverError {
+	return store.DriverError{Backend: "sqlite", Kind: kind, Code: code}
 }
 
 // translate turns any driver (or ctx) error into an *outcome.Error.
@@ -287,17 +279,17 @@ func translate(op string, err error) error {
 	}
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
-		return outcome.Wrap(driverError{"timeout", 0}, outcome.Timeout, op, "database operation timed out")
+		return outcome.Wrap(driverError("timeout", 0), outcome.Timeout, op, "database operation timed out")
 	case errors.Is(err, context.Canceled):
-		return outcome.Wrap(driverError{"canceled", 0}, outcome.Timeout, op, "database operation canceled")
+		return outcome.Wrap(driverError("canceled", 0), outcome.Timeout, op, "database operation canceled")
 	case code == sqlite3.SQLITE_CONSTRAINT_UNIQUE || code == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
-		return outcome.Wrap(driverError{"duplicate key", code}, outcome.Duplicate, op, "resource already exists")
+		return outcome.Wrap(driverError("duplicate key", code), outcome.Duplicate, op, "resource already exists")
 	case code&0xff == sqlite3.SQLITE_BUSY || code&0xff == sqlite3.SQLITE_LOCKED:
-		return outcome.Wrap(driverError{"busy", code}, outcome.Transient, op, "database busy")
+		return outcome.Wrap(driverError("busy", code), outcome.Transient, op, "database busy")
 	case code&0xff == sqlite3.SQLITE_FULL || code&0xff == sqlite3.SQLITE_IOERR:
-		return outcome.Wrap(driverError{"i/o error", code}, outcome.Transient, op, "database unavailable")
+		return outcome.Wrap(driverError("i/o error", code), outcome.Transient, op, "database unavailable")
 	}
-	return outcome.Wrap(driverError{fmt.Sprintf("error %T", err), code}, outcome.Exception, op, "database error")
+	return outcome.Wrap(driverError(fmt.Sprintf("error %T", err), code), outcome.Exception, op, "database error")
 }
 
 func notFound(op, typ, id string) error {
