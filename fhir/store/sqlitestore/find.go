@@ -786,6 +786,18 @@ func (s *Store) Count(ctx context.Context, typ string, f *store.Filter) (int64, 
 			n++
 		}
 	}
+	if leaf := eqLeaf(f); leaf != nil {
+		// One equality: its index entries are the matches (a deleted
+		// resource has none, and a path belongs to one type), counted in
+		// the (pid, v, rk) key without visiting the resources.
+		if l, ok := scalar(leaf.Value); ok && l.kind != kNull {
+			if pid, ok := s.pid(typ, leaf.Path, l.kind); ok {
+				var n int64
+				err := s.r.QueryRowContext(ctx, "SELECT count(*) FROM vals WHERE pid=? AND v=?", pid, l.v).Scan(&n)
+				return n, translate(op, err)
+			}
+		}
+	}
 	where, args, err := s.where(ctx, typ, f, true, false, nil)
 	if err != nil {
 		return 0, err
@@ -798,6 +810,18 @@ func (s *Store) Count(ctx context.Context, typ string, f *store.Filter) (int64, 
 	err = s.r.QueryRowContext(ctx, "SELECT count(*) FROM "+res+" WHERE r.type=? AND r.deleted=0 AND "+where,
 		append([]any{typ}, args...)...).Scan(&n)
 	return n, translate(op, err)
+}
+
+// eqLeaf returns f's only condition when it is an equality on an Index
+// path (And or Or of one child included), else nil.
+func eqLeaf(f *store.Filter) *store.Filter {
+	for f != nil && (f.Op == store.OpAnd || f.Op == store.OpOr) && len(f.Children) == 1 {
+		f = f.Children[0]
+	}
+	if f == nil || f.Op != store.OpEq || f.Value == nil || f.Path == "" || f.Path == store.PathID || f.Path == store.PathLastUpdated {
+		return nil
+	}
+	return f
 }
 
 // Scan is Find in id order: every current resource of typ matching f,
