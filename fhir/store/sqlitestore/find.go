@@ -22,6 +22,9 @@ type builder struct {
 	// walked in the order of the page) instead of IN lists (the rows are
 	// found from the filter's index entries and sorted).
 	probe bool
+	// entries makes a leaf the bare query of its index entries
+	// ("SELECT rk FROM vals WHERE ..."), for estimates.
+	entries bool
 }
 
 // exact reports whether every leaf of f has an SQL translation that
@@ -182,6 +185,9 @@ func (b *builder) vals(path string, kind byte, cond string, args ...any) string 
 	}
 	b.args = append(b.args, pid)
 	b.args = append(b.args, args...)
+	if b.entries {
+		return "SELECT rk FROM vals WHERE pid=? AND " + cond
+	}
 	if b.probe {
 		return "EXISTS (SELECT 1 FROM vals WHERE rk=r.rk AND pid=? AND " + cond + ")"
 	}
@@ -208,6 +214,9 @@ func (b *builder) exists(path string) string {
 	}
 	for _, p := range pids {
 		b.args = append(b.args, p)
+	}
+	if b.entries {
+		return "SELECT rk FROM vals WHERE pid IN (" + placeholders(len(pids)) + ")"
 	}
 	if b.probe {
 		return "EXISTS (SELECT 1 FROM vals WHERE rk=r.rk AND pid IN (" + placeholders(len(pids)) + "))"
@@ -531,6 +540,31 @@ func (s *Store) estimate(ctx context.Context, typ string, f *store.Filter) (int,
 	}
 	if f.Op == store.OpEq && f.Value == nil {
 		return unbounded, nil
+	}
+	if f.Op == store.OpIn {
+		sum := 0
+		for _, v := range f.Values {
+			n, err := s.estimate(ctx, typ, store.Eq(f.Path, v))
+			if err != nil {
+				return 0, err
+			}
+			sum = min(sum+n, unbounded)
+		}
+		return sum, nil
+	}
+	// A leaf's index entries, read up to the bound in the (pid, v, rk)
+	// key: no list of all its matches is built. Entries bound the rows
+	// from above (a resource may have several values on a path).
+	eb := &builder{s: s, typ: typ, entries: true}
+	if sub := eb.pred(f); sub == "0" {
+		return 0, nil
+	} else if strings.HasPrefix(sub, "SELECT rk FROM vals WHERE ") {
+		var n int
+		err := s.r.QueryRowContext(ctx, "SELECT count(*) FROM ("+sub+" LIMIT ?)", append(eb.args, selectiveRows+1)...).Scan(&n)
+		if err != nil {
+			return 0, translate("sqlitestore.Find", err)
+		}
+		return n, nil
 	}
 	b := &builder{s: s, typ: typ}
 	pred := b.pred(f)
