@@ -182,6 +182,13 @@ func (s instrumentedStore) Read(ctx context.Context, typ, id string) (r *store.R
 	return s.Store.Read(ctx, typ, id)
 }
 
+// ReadMany implements store.BatchReader (one Read each when the store
+// has no batch read).
+func (s instrumentedStore) ReadMany(ctx context.Context, typ string, ids []string) (rs map[string]*store.Resource, err error) {
+	defer func(t time.Time) { s.obs("read_many", t, err) }(time.Now())
+	return store.ReadMany(ctx, s.Store, typ, ids)
+}
+
 func (s instrumentedStore) VRead(ctx context.Context, typ, id string, v int64) (r *store.Resource, err error) {
 	defer func(t time.Time) { s.obs("vread", t, notFoundIsFine(err)) }(time.Now())
 	return s.Store.VRead(ctx, typ, id, v)

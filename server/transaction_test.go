@@ -578,3 +578,29 @@ func TestBatchOfficialExamples(t *testing.T) {
 		})
 	}
 }
+
+// TestTransactionUpdatesReadInBatch checks that the updates of one
+// transaction, whose current versions are read in one query per type,
+// follow each resource's own current version: an existing one, a deleted
+// one (its tombstone) and a new one.
+func TestTransactionUpdatesReadInBatch(t *testing.T) {
+	s := servertest.Start(t, servertest.Options{})
+	mustStatus(t, s.Do(t, "PUT", "Patient/tx-old", patient("tx-old", "Old")), 201)
+	mustStatus(t, s.Do(t, "PUT", "Patient/tx-gone", patient("tx-gone", "Gone")), 201)
+	mustStatus(t, s.Do(t, "DELETE", "Patient/tx-gone", nil), 204)
+	r := s.Do(t, "POST", "", txBundle("transaction",
+		entry("PUT", "Patient/tx-old", "", patient("tx-old", "Old2")),
+		entry("PUT", "Patient/tx-gone", "", patient("tx-gone", "Back")),
+		entry("PUT", "Patient/tx-new", "", patient("tx-new", "New")),
+	))
+	mustStatus(t, r, 200)
+	got := respEntries(t, r)
+	for i, want := range []string{`W/"2"`, `W/"3"`, `W/"1"`} {
+		if got[i]["etag"] != want {
+			t.Fatalf("entry %d: etag %v, want %s (%v)", i, got[i]["etag"], want, got[i])
+		}
+	}
+	for _, id := range []string{"tx-old", "tx-gone", "tx-new"} {
+		mustStatus(t, s.Do(t, "GET", "Patient/"+id, nil), 200)
+	}
+}

@@ -122,6 +122,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		fmt.Fprintf(stderr, "casefhir serve: %v\n", err)
 		return 2
 	}
+	stopProfile, err := cpuProfile(getenv("CASEFHIR_CPUPROFILE"))
+	if err != nil {
+		fmt.Fprintf(stderr, "casefhir serve: %v\n", err)
+		return 2
+	}
+	defer stopProfile()
 	if *auditMode != "on" && *auditMode != "off" {
 		fmt.Fprintf(stderr, "casefhir serve: --audit %q: want on or off\n", *auditMode)
 		return 2

@@ -73,6 +73,20 @@ func Transaction(ctx context.Context, h *Handler, r *Request, b *BundleIn) (*Res
 
 	// Run every entry against the overlay, in processing order.
 	ov := &txStore{Store: h.o.Store, pending: map[string]*store.Resource{}, owner: map[string]int{}}
+	// The resources that updates and creates will read, in one read per
+	// type rather than one per entry.
+	keys := map[string][]string{}
+	for _, e := range b.Entries {
+		switch {
+		case e.Req.Kind == KindUpdate && e.Req.ID != "":
+			keys[e.Req.Type] = append(keys[e.Req.Type], e.Req.ID)
+		case e.Req.Kind == KindCreate && tx.assigned[e.Index] != "":
+			keys[e.Req.Type] = append(keys[e.Req.Type], tx.assigned[e.Index])
+		}
+	}
+	if err := ov.prefetch(ctx, keys); err != nil {
+		return nil, err
+	}
 	th := &Handler{o: h.o, tx: &TxContext{Pending: ov.pending}}
 	th.o.Store = ov
 	var nextID string

@@ -19,6 +19,40 @@ type txStore struct {
 	// running now.
 	owner map[string]int
 	entry int
+	// stored holds what prefetch read of the store, by "Type/id"; a key
+	// in it with a nil value does not exist.
+	stored map[string]*store.Resource
+}
+
+// prefetch reads the current versions of keys ("Type/id") in one query
+// per type, so that the entries' reads of them need no round trip each.
+// A concurrent write after it is caught by Apply's version check, as for
+// any read before Apply.
+func (s *txStore) prefetch(ctx context.Context, keys map[string][]string) error {
+	for typ, ids := range keys {
+		found, err := store.ReadMany(ctx, s.Store, typ, ids)
+		if err != nil {
+			return err
+		}
+		if s.stored == nil {
+			s.stored = map[string]*store.Resource{}
+		}
+		for _, id := range ids {
+			s.stored[typ+"/"+id] = found[id]
+		}
+	}
+	return nil
+}
+
+// readStored reads Type/id from the prefetched versions, else the store.
+func (s *txStore) readStored(ctx context.Context, typ, id string) (*store.Resource, error) {
+	if r, ok := s.stored[typ+"/"+id]; ok {
+		if r == nil {
+			return nil, outcome.New(outcome.NotFound, "resource not found").WithDiagnostics(typ + "/" + id + " not found")
+		}
+		return r, nil
+	}
+	return s.Store.Read(ctx, typ, id)
 }
 
 // Read implements store.Store, seeing the transaction's own writes.
@@ -26,7 +60,7 @@ func (s *txStore) Read(ctx context.Context, typ, id string) (*store.Resource, er
 	if r, ok := s.pending[typ+"/"+id]; ok {
 		return r, nil
 	}
-	return s.Store.Read(ctx, typ, id)
+	return s.readStored(ctx, typ, id)
 }
 
 // VRead implements store.Store, seeing the transaction's own writes.
@@ -42,7 +76,7 @@ func (s *txStore) Create(ctx context.Context, r *store.Resource) error {
 	if err := s.claim(r); err != nil {
 		return err
 	}
-	if _, err := s.Store.Read(ctx, r.Type, r.ID); err == nil {
+	if _, err := s.readStored(ctx, r.Type, r.ID); err == nil {
 		return outcome.New(outcome.Duplicate, "resource already exists").WithDiagnostics(r.Key() + " already exists")
 	} else if !outcome.Is(err, outcome.NotFound) {
 		return err

@@ -22,6 +22,9 @@ type builder struct {
 	// walked in the order of the page) instead of IN lists (the rows are
 	// found from the filter's index entries and sorted).
 	probe bool
+	// entries makes a leaf the bare query of its index entries
+	// ("SELECT rk FROM vals WHERE ..."), for estimates.
+	entries bool
 }
 
 // exact reports whether every leaf of f has an SQL translation that
@@ -182,6 +185,9 @@ func (b *builder) vals(path string, kind byte, cond string, args ...any) string 
 	}
 	b.args = append(b.args, pid)
 	b.args = append(b.args, args...)
+	if b.entries {
+		return "SELECT rk FROM vals WHERE pid=? AND " + cond
+	}
 	if b.probe {
 		return "EXISTS (SELECT 1 FROM vals WHERE rk=r.rk AND pid=? AND " + cond + ")"
 	}
@@ -208,6 +214,9 @@ func (b *builder) exists(path string) string {
 	}
 	for _, p := range pids {
 		b.args = append(b.args, p)
+	}
+	if b.entries {
+		return "SELECT rk FROM vals WHERE pid IN (" + placeholders(len(pids)) + ")"
 	}
 	if b.probe {
 		return "EXISTS (SELECT 1 FROM vals WHERE rk=r.rk AND pid IN (" + placeholders(len(pids)) + "))"
@@ -532,6 +541,31 @@ func (s *Store) estimate(ctx context.Context, typ string, f *store.Filter) (int,
 	if f.Op == store.OpEq && f.Value == nil {
 		return unbounded, nil
 	}
+	if f.Op == store.OpIn {
+		sum := 0
+		for _, v := range f.Values {
+			n, err := s.estimate(ctx, typ, store.Eq(f.Path, v))
+			if err != nil {
+				return 0, err
+			}
+			sum = min(sum+n, unbounded)
+		}
+		return sum, nil
+	}
+	// A leaf's index entries, read up to the bound in the (pid, v, rk)
+	// key: no list of all its matches is built. Entries bound the rows
+	// from above (a resource may have several values on a path).
+	eb := &builder{s: s, typ: typ, entries: true}
+	if sub := eb.pred(f); sub == "0" {
+		return 0, nil
+	} else if strings.HasPrefix(sub, "SELECT rk FROM vals WHERE ") {
+		var n int
+		err := s.r.QueryRowContext(ctx, "SELECT count(*) FROM ("+sub+" LIMIT ?)", append(eb.args, selectiveRows+1)...).Scan(&n)
+		if err != nil {
+			return 0, translate("sqlitestore.Find", err)
+		}
+		return n, nil
+	}
 	b := &builder{s: s, typ: typ}
 	pred := b.pred(f)
 	if pred == "0" {
@@ -786,6 +820,18 @@ func (s *Store) Count(ctx context.Context, typ string, f *store.Filter) (int64, 
 			n++
 		}
 	}
+	if leaf := eqLeaf(f); leaf != nil {
+		// One equality: its index entries are the matches (a deleted
+		// resource has none, and a path belongs to one type), counted in
+		// the (pid, v, rk) key without visiting the resources.
+		if l, ok := scalar(leaf.Value); ok && l.kind != kNull {
+			if pid, ok := s.pid(typ, leaf.Path, l.kind); ok {
+				var n int64
+				err := s.r.QueryRowContext(ctx, "SELECT count(*) FROM vals WHERE pid=? AND v=?", pid, l.v).Scan(&n)
+				return n, translate(op, err)
+			}
+		}
+	}
 	where, args, err := s.where(ctx, typ, f, true, false, nil)
 	if err != nil {
 		return 0, err
@@ -798,6 +844,18 @@ func (s *Store) Count(ctx context.Context, typ string, f *store.Filter) (int64, 
 	err = s.r.QueryRowContext(ctx, "SELECT count(*) FROM "+res+" WHERE r.type=? AND r.deleted=0 AND "+where,
 		append([]any{typ}, args...)...).Scan(&n)
 	return n, translate(op, err)
+}
+
+// eqLeaf returns f's only condition when it is an equality on an Index
+// path (And or Or of one child included), else nil.
+func eqLeaf(f *store.Filter) *store.Filter {
+	for f != nil && (f.Op == store.OpAnd || f.Op == store.OpOr) && len(f.Children) == 1 {
+		f = f.Children[0]
+	}
+	if f == nil || f.Op != store.OpEq || f.Value == nil || f.Path == "" || f.Path == store.PathID || f.Path == store.PathLastUpdated {
+		return nil
+	}
+	return f
 }
 
 // Scan is Find in id order: every current resource of typ matching f,

@@ -43,6 +43,41 @@ func scanResource(sc interface{ Scan(...any) error }, withJSON bool) (*store.Res
 
 const resourceCols = "h.type, h.id, h.version, h.lu, h.deleted, h.json, h.idx"
 
+// ReadMany implements store.BatchReader: one query per 500 ids.
+func (s *Store) ReadMany(ctx context.Context, typ string, ids []string) (map[string]*store.Resource, error) {
+	const op = "sqlitestore.ReadMany"
+	if err := checkType(op, typ); err != nil {
+		return nil, err
+	}
+	out := make(map[string]*store.Resource, len(ids))
+	for from := 0; from < len(ids); from += 500 {
+		chunk := ids[from:min(from+500, len(ids))]
+		args := make([]any, 0, len(chunk)+1)
+		args = append(args, typ)
+		for _, id := range chunk {
+			args = append(args, id)
+		}
+		rows, err := s.r.QueryContext(ctx, "SELECT "+resourceCols+" FROM resources r JOIN history h ON h.hrow = r.hrow WHERE r.type=? AND r.id IN ("+placeholders(len(chunk))+")", args...)
+		if err != nil {
+			return nil, translate(op, err)
+		}
+		for rows.Next() {
+			r, err := scanResource(rows, true)
+			if err != nil {
+				_ = rows.Close()
+				return nil, translate(op, err)
+			}
+			out[r.ID] = r
+		}
+		err = rows.Err()
+		_ = rows.Close()
+		if err != nil {
+			return nil, translate(op, err)
+		}
+	}
+	return out, nil
+}
+
 // Read implements store.Store: the current row and its history row.
 func (s *Store) Read(ctx context.Context, typ, id string) (*store.Resource, error) {
 	const op = "sqlitestore.Read"

@@ -73,3 +73,39 @@ func TestTwoStoresOneFile(t *testing.T) {
 		t.Fatalf("stale update through the other store: %v", err)
 	}
 }
+
+// TestReadManyAndCount checks the batch read (tombstones included, ids
+// that never existed left out) and that a count of one equality leaves a
+// deleted resource out.
+func TestReadManyAndCount(t *testing.T) {
+	ctx := context.Background()
+	s, err := sqlitestore.Open(ctx, sqlitestore.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(ctx)
+	now := time.Now()
+	for _, id := range []string{"a", "b"} {
+		r := &store.Resource{Type: "Patient", ID: id, VersionID: 1, LastUpdated: now, JSON: []byte(`{}`), Index: map[string]any{"family": "Smith"}}
+		if err := s.Create(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	prev, err := s.Read(ctx, "Patient", "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Update(ctx, &store.Resource{Type: "Patient", ID: "b", VersionID: 2, LastUpdated: now, Deleted: true}, prev); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.ReadMany(ctx, "Patient", []string{"a", "b", "c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got["a"] == nil || got["a"].Deleted || got["b"] == nil || !got["b"].Deleted || got["b"].VersionID != 2 {
+		t.Fatalf("ReadMany = %v", got)
+	}
+	if n, err := s.Count(ctx, "Patient", store.Eq("family", "Smith")); err != nil || n != 1 {
+		t.Fatalf("Count(family=Smith) = %d, %v, want 1", n, err)
+	}
+}
