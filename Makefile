@@ -50,7 +50,7 @@ test: build node-deps browser-deps
 	$(GO) test -race -gcflags=all=-d=checkptr=0 -count=1 -timeout 30m $(PKGS)
 
 bench: build
-	$(GO) run ./cmd/benchfhir -export -budget 30m -out docs/benchmarks.md
+	$(GO) run ./cmd/benchfhir -export -scale 10000,100000,1000000 -budget 90m -out docs/benchmarks.md
 
 fuzz:
 	$(GO) test ./fhir/codec -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)

@@ -40,6 +40,7 @@ func NewMetrics() *Metrics {
 			"casefhir_http_request_duration_seconds":    "HTTP request latency by FHIR interaction.",
 			"casefhir_store_operation_duration_seconds": "Store operation latency by operation.",
 			"casefhir_store_errors_total":               "Store operations that failed, by operation.",
+			"casefhir_mongodb_request_commands_total":   "MongoDB commands sent for HTTP requests, by FHIR interaction and command name (divide by casefhir_http_requests_total for round trips per request).",
 		}}
 }
 
@@ -55,13 +56,16 @@ func labels(kv ...string) string {
 }
 
 // Inc adds 1 to a counter.
-func (m *Metrics) Inc(name string, kv ...string) {
+func (m *Metrics) Inc(name string, kv ...string) { m.Add(name, 1, kv...) }
+
+// Add adds v to a counter.
+func (m *Metrics) Add(name string, v float64, kv ...string) {
 	l := labels(kv...)
 	m.mu.Lock()
 	if m.counters[name] == nil {
 		m.counters[name] = map[string]float64{}
 	}
-	m.counters[name][l]++
+	m.counters[name][l] += v
 	m.mu.Unlock()
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/casefhir/casefhir/fhir/outcome"
+	"github.com/casefhir/casefhir/fhir/store"
 	"github.com/casefhir/casefhir/server/auth"
 	"github.com/casefhir/casefhir/server/auth/audit"
 	"github.com/casefhir/casefhir/server/interaction"
@@ -99,10 +100,21 @@ func (s *Server) serveFHIR(c *gin.Context) {
 			kind = "operation:" + req.Operation
 		}
 	}
+	var tally *store.CommandTally
+	if _, ok := s.base.(commandCounter); ok {
+		var ctx context.Context
+		ctx, tally = store.WithCommandTally(c.Request.Context())
+		c.Request = c.Request.WithContext(ctx)
+	}
 	defer func() {
 		st := c.Writer.Status()
 		s.metrics.Inc("casefhir_http_requests_total", "interaction", kind, "code", http.StatusText(st))
 		s.metrics.Observe("casefhir_http_request_duration_seconds", time.Since(start), "interaction", kind)
+		if tally != nil {
+			for name, n := range tally.Counts() {
+				s.metrics.Add("casefhir_mongodb_request_commands_total", float64(n), "interaction", kind, "command", name)
+			}
+		}
 	}()
 	if err != nil {
 		s.render(c, err)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync/atomic"
 
+	"github.com/casefhir/casefhir/fhir/store"
+
 	"go.mongodb.org/mongo-driver/v2/event"
 )
 
@@ -31,19 +33,23 @@ func newCommandCounts() *commandCounts {
 }
 
 func (c *commandCounts) monitor() *event.CommandMonitor {
-	return &event.CommandMonitor{Started: func(_ context.Context, e *event.CommandStartedEvent) {
-		n, ok := c.m[e.CommandName]
+	return &event.CommandMonitor{Started: func(ctx context.Context, e *event.CommandStartedEvent) {
+		name := e.CommandName
+		n, ok := c.m[name]
 		if !ok {
-			n = c.m["other"]
+			name, n = "other", c.m["other"]
 		}
 		n.Add(1)
+		if t := store.TallyFrom(ctx); t != nil {
+			t.Add(name)
+		}
 	}}
 }
 
 // CommandCounts returns how many commands of each name this store has sent
 // to the database since Open (names never sent are absent): with one
 // command per round trip, the deltas around an interaction are its round
-// trips. Connection handshakes and server monitoring are not counted.
+// trips (the server also counts them per request, see store.CommandTally). Connection handshakes and server monitoring are not counted.
 func (s *Store) CommandCounts() map[string]int64 {
 	out := make(map[string]int64, len(s.counts.m))
 	for k, v := range s.counts.m {

@@ -154,15 +154,21 @@ func (s *Store) UpdateJob(ctx context.Context, next *store.Job) error {
 	return nil
 }
 
-// ListJobs implements store.JobStore. It scans _jobs (small: finished jobs
-// are deleted after their retention) and filters in Go, so the same code
-// is exact on both backends.
+// ListJobs implements store.JobStore: one find on kind and finished (the
+// collection is small: finished jobs are deleted after their retention).
 func (s *Store) ListJobs(ctx context.Context, kind string, unfinishedOnly bool) ([]*store.Job, error) {
 	const op = "mongostore.ListJobs"
 	if err := s.ensure(ctx, jobsColl); err != nil {
 		return nil, err
 	}
-	cur, err := s.db.Collection(jobsColl).Find(ctx, bson.D{})
+	q := bson.D{}
+	if kind != "" {
+		q = append(q, bson.E{Key: jKind, Value: kind})
+	}
+	if unfinishedOnly {
+		q = append(q, bson.E{Key: jFinished, Value: false})
+	}
+	cur, err := s.db.Collection(jobsColl).Find(ctx, q)
 	if err != nil {
 		return nil, translate(op, err)
 	}
