@@ -126,8 +126,9 @@ by hand, rerun it. The method is fixed in ` + "`cmd/benchfhir`" + `; this header
 - **The baseline runs on the same backend and the same data.** A second, direct store client connects to
   the same FerretDB database, checked by reading a resource the server just wrote; baseline reads and
   creates go to the very collections the server uses.
-- **Round trips** per interaction are the deltas of the server store's driver command counts
-  (` + "`(*mongostore.Store).CommandCounts`" + `, a driver ` + "`CommandMonitor`" + `, exposed on ` + "`/metrics`" + `) around one request.
+- **Round trips** per interaction are the deltas, around one request, of the server's per-request command counter
+  ` + "`casefhir_mongodb_request_commands_total{interaction,command}`" + ` on ` + "`/metrics`" + ` (mongostore's driver
+  ` + "`CommandMonitor`" + ` adds each command to the tally the request's context carries; background work carries none).
 - **What "raw driver" means here.** The repository's layering rule lets only ` + "`fhir/store/mongostore`" + `
   import the MongoDB driver, so the baseline calls mongostore's exported methods, each one driver call:
   ` + "`Read`" + ` is one ` + "`FindOne({_id})`" + ` plus BSON decoding, ` + "`Create`" + ` one ` + "`InsertOne`" + `,
