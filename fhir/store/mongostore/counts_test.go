@@ -105,3 +105,35 @@ func TestRoundTrips(t *testing.T) {
 		}
 	}
 }
+
+// TestCommandTally: the commands of a call whose context carries a tally
+// are added to that tally only; calls without one are counted globally
+// but in no tally.
+func TestCommandTally(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t)
+	defer s.Close(ctx)
+	r := &store.Resource{Type: "Patient", ID: "t1", VersionID: 1, LastUpdated: time.Now().UTC().Truncate(time.Millisecond), JSON: []byte(`{}`)}
+	if err := s.Create(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	ctxA, a := store.WithCommandTally(ctx)
+	ctxB, b := store.WithCommandTally(ctx)
+	for range 2 {
+		if _, err := s.Read(ctxA, "Patient", "t1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Count(ctxB, "Patient", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Read(ctx, "Patient", "t1"); err != nil {
+		t.Fatal(err)
+	}
+	if got := a.Counts(); !maps.Equal(got, map[string]int{"find": 2}) {
+		t.Errorf("tally A = %v, want find 2", got)
+	}
+	if got := b.Counts(); !maps.Equal(got, map[string]int{"aggregate": 1}) {
+		t.Errorf("tally B = %v, want aggregate 1", got)
+	}
+}
