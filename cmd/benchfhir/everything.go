@@ -25,47 +25,45 @@ func (b *bench) everything(ctx context.Context) (*section, error) {
 		return sec, nil
 	}
 	// One Patient, one EpisodeOfCare, and linked Encounters (episodeOfCare)
-	// and Conditions (subject, encounter), created in one transaction.
+	// and Conditions (subject, encounter), written with PUT in one batch
+	// (the MongoDB-wire stand-in has no transactions).
+	const pid, eid = "ev-p", "ev-e"
 	var sb strings.Builder
-	sb.WriteString(`{"resourceType":"Bundle","type":"transaction","entry":[`)
-	sb.WriteString(`{"fullUrl":"urn:uuid:00000000-0000-4000-9000-000000000001","resource":` + string(sampleJSON("Patient", 9_000_000)) +
-		`,"request":{"method":"POST","url":"Patient"}},`)
-	sb.WriteString(`{"fullUrl":"urn:uuid:00000000-0000-4000-9000-000000000002","resource":{"resourceType":"EpisodeOfCare","status":"active",` +
-		`"patient":{"reference":"urn:uuid:00000000-0000-4000-9000-000000000001"}},"request":{"method":"POST","url":"EpisodeOfCare"}}`)
+	sb.WriteString(`{"resourceType":"Bundle","type":"batch","entry":[`)
+	sb.WriteString(`{"resource":` + strings.Replace(string(sampleJSON("Patient", 9_000_000)), `{`, `{"id":"`+pid+`",`, 1) +
+		`,"request":{"method":"PUT","url":"Patient/` + pid + `"}},`)
+	sb.WriteString(`{"resource":{"resourceType":"EpisodeOfCare","id":"` + eid + `","status":"active",` +
+		`"patient":{"reference":"Patient/` + pid + `"}},"request":{"method":"PUT","url":"EpisodeOfCare/` + eid + `"}}`)
 	for i := 0; i < linked/2; i++ {
-		fmt.Fprintf(&sb, `,{"fullUrl":"urn:uuid:00000000-0000-4000-9001-%012d","resource":{"resourceType":"Encounter","status":"finished",`+
+		fmt.Fprintf(&sb, `,{"resource":{"resourceType":"Encounter","id":"ev-enc%d","status":"finished",`+
 			`"class":{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"AMB"},`+
-			`"subject":{"reference":"urn:uuid:00000000-0000-4000-9000-000000000001"},`+
-			`"episodeOfCare":[{"reference":"urn:uuid:00000000-0000-4000-9000-000000000002"}]},"request":{"method":"POST","url":"Encounter"}}`, i)
-		fmt.Fprintf(&sb, `,{"fullUrl":"urn:uuid:00000000-0000-4000-9002-%012d","resource":{"resourceType":"Condition",`+
-			`"code":{"coding":[{"system":"http://snomed.info/sct","code":"44054006"}]},"subject":{"reference":"urn:uuid:00000000-0000-4000-9000-000000000001"},`+
-			`"encounter":{"reference":"urn:uuid:00000000-0000-4000-9001-%012d"}},"request":{"method":"POST","url":"Condition"}}`, i, i)
+			`"subject":{"reference":"Patient/%s"},"episodeOfCare":[{"reference":"EpisodeOfCare/%s"}]},"request":{"method":"PUT","url":"Encounter/ev-enc%d"}}`,
+			i, pid, eid, i)
+		fmt.Fprintf(&sb, `,{"resource":{"resourceType":"Condition","id":"ev-c%d",`+
+			`"code":{"coding":[{"system":"http://snomed.info/sct","code":"44054006"}]},"subject":{"reference":"Patient/%s"},`+
+			`"encounter":{"reference":"Encounter/ev-enc%d"}},"request":{"method":"PUT","url":"Condition/ev-c%d"}}`, i, pid, i, i)
 	}
 	sb.WriteString(`]}`)
 	st, _, body, err := b.e.do(ctx, http.MethodPost, b.e.base, []byte(sb.String()))
 	if err == nil && st != http.StatusOK {
-		err = fmt.Errorf("seeding transaction: HTTP %d", st)
+		err = fmt.Errorf("seeding batch: HTTP %d", st)
 	}
 	if err != nil {
 		return sec, err
 	}
 	var resp struct {
 		Entry []struct {
-			Response struct{ Location string } `json:"response"`
+			Response struct{ Status string } `json:"response"`
 		} `json:"entry"`
 	}
-	if err := jsonUnmarshal(body, &resp); err != nil || len(resp.Entry) < 2 {
-		return sec, fmt.Errorf("seeding transaction: unreadable response")
+	if err := jsonUnmarshal(body, &resp); err != nil || len(resp.Entry) != 2+2*(linked/2) {
+		return sec, fmt.Errorf("seeding batch: unreadable response")
 	}
-	idOf := func(loc, typ string) string {
-		s := loc[strings.Index(loc, typ+"/")+len(typ)+1:]
-		if i := strings.IndexByte(s, '/'); i >= 0 {
-			s = s[:i]
+	for i, e := range resp.Entry {
+		if !strings.HasPrefix(e.Response.Status, "20") {
+			return sec, fmt.Errorf("seeding batch: entry %d: %s", i, e.Response.Status)
 		}
-		return s
 	}
-	pid := idOf(resp.Entry[0].Response.Location, "Patient")
-	eid := idOf(resp.Entry[1].Response.Location, "EpisodeOfCare")
 	arms := []arm{
 		seqArm("http", 5, 5*time.Second, func(ctx context.Context, _ int) error {
 			return b.getOK(ctx, b.e.base+"/EpisodeOfCare/"+eid+"/$everything")

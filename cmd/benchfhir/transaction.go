@@ -23,6 +23,12 @@ func (b *bench) transaction(ctx context.Context) (*section, error) {
 		sec.notes = append(sec.notes, "**Not measured: feature missing** (no `transaction` interaction in the CapabilityStatement).")
 		return sec, nil
 	}
+	if b.e.fdb != nil {
+		sec.notes = append(sec.notes, "**Not measured on the MongoDB-wire stand-in**: FerretDB has no transactions, so the server "+
+			"refuses transaction Bundles there (HTTP 405 with an OperationOutcome), as it would on a standalone MongoDB. Transaction "+
+			"Bundles on the embedded store are the load rate of the scale section (`casefhir load`, 500 entries per Bundle).")
+		return sec, nil
+	}
 	lu := time.Now().UTC().Truncate(time.Millisecond)
 	bundle := func(base int) []byte {
 		var sb strings.Builder

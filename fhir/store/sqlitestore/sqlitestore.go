@@ -48,6 +48,12 @@ type Store struct {
 	mu    sync.RWMutex
 	paths map[pathKey]int64    // interned (type, path, kind) → pid
 	byTyp map[string][]pathRow // per type, every interned path
+
+	// ckpt is the connection that checkpoints the write-ahead log in the
+	// background (see checkpointer); stopCkpt ends it.
+	ckpt     *sql.DB
+	stopCkpt context.CancelFunc
+	ckptDone chan struct{}
 }
 
 type pathKey struct {
@@ -128,6 +134,10 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	}
 	wq.Set("_txlock", "immediate")
 	wq.Add("_pragma", "cache_size(-32000)") // page cache: 32 MB for the writer
+	// Commits do not checkpoint (that would hold the single writer while
+	// pages are copied into the database file): the checkpointer does, on
+	// its own connection, beside the writer.
+	wq.Add("_pragma", "wal_autocheckpoint(0)")
 	if s.w, err = sql.Open("sqlite", base+"?"+wq.Encode()); err != nil {
 		return nil, translate(op, err)
 	}
@@ -159,7 +169,62 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		_ = s.Close(ctx)
 		return nil, err
 	}
+	cq := url.Values{}
+	for k, v := range q {
+		if k != "_pragma" {
+			cq[k] = v
+		}
+	}
+	cq.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", o.BusyTimeout.Milliseconds()))
+	cq.Add("_pragma", "synchronous(FULL)")
+	if s.ckpt, err = sql.Open("sqlite", base+"?"+cq.Encode()); err != nil {
+		_ = s.Close(ctx)
+		return nil, translate(op, err)
+	}
+	s.ckpt.SetMaxOpenConns(1)
+	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.stopCkpt, s.ckptDone = cancel, make(chan struct{})
+	go s.checkpointer(cctx, checkpointEvery)
 	return s, nil
+}
+
+// checkpointEvery is how often the checkpointer runs.
+const checkpointEvery = 250 * time.Millisecond
+
+// walRestartPages is the write-ahead log size (pages) beyond which the
+// checkpointer waits for the writer to pause and restarts the log, so it
+// stays bounded under sustained writes.
+const walRestartPages = 64 << 10 // 256 MB of 4 KB pages
+
+// checkpointer copies committed pages from the write-ahead log into the
+// database file: a PASSIVE checkpoint (it never blocks the writer or
+// readers) every checkpointEvery, and a RESTART one when the log has grown
+// past walRestartPages. Several processes on one file each run one;
+// SQLite serialises them.
+func (s *Store) checkpointer(ctx context.Context, every time.Duration) {
+	defer close(s.ckptDone)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	mode := "PASSIVE"
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		var busy, logPages, done int64
+		err := s.ckpt.QueryRowContext(ctx, "PRAGMA wal_checkpoint("+mode+")").Scan(&busy, &logPages, &done)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Warn("sqlitestore: checkpoint failed", "error", translate("sqlitestore.checkpoint", err).Error())
+			}
+			continue
+		}
+		mode = "PASSIVE"
+		if logPages > walRestartPages {
+			mode = "RESTART"
+		}
+	}
 }
 
 // Path returns the database file.
@@ -174,6 +239,13 @@ func (s *Store) Ping(ctx context.Context) error {
 // can and closes the connections.
 func (s *Store) Close(ctx context.Context) error {
 	var errs []error
+	if s.stopCkpt != nil {
+		s.stopCkpt()
+		<-s.ckptDone
+	}
+	if s.ckpt != nil {
+		errs = append(errs, s.ckpt.Close())
+	}
 	if s.r != nil {
 		errs = append(errs, s.r.Close())
 	}

@@ -67,9 +67,93 @@ func (c conflictAt) Error() string { return "version conflict on " + c.key }
 // by a scan of the arguments, which costs the square of their number.
 const histChunk = 40
 
+// prepared is the part of a write set's work that needs no database: the
+// encoded index of each write and its search values, sorted. It is done
+// before the transaction begins, so the single writer holds the database
+// only for the statements.
+type prepared struct {
+	idx  [][]byte // per write: the encoded index (nil when deleted)
+	vals []prepVal
+}
+
+// prepVal is one search value of write w, without its rk (assigned in the
+// transaction). pid is 0 until known.
+type prepVal struct {
+	w   int
+	k   pathKey
+	pid int64
+	v   any // string, float64 or int64
+}
+
+func (s *Store) prepare(writes []store.Write) *prepared {
+	p := &prepared{idx: make([][]byte, len(writes))}
+	var leaves []leaf
+	for i, wr := range writes {
+		r := wr.Next
+		if r.Deleted {
+			continue
+		}
+		p.idx[i] = encodeIndex(r.Index)
+		if len(r.Index) == 0 {
+			continue
+		}
+		leaves = flatten(leaves[:0], r.Index, "")
+		for _, l := range leaves {
+			k := pathKey{r.Type, l.path, l.kind}
+			pid, _ := s.pid(k.typ, k.path, k.kind)
+			p.vals = append(p.vals, prepVal{w: i, k: k, pid: pid, v: rowValue(l.v)})
+		}
+	}
+	slices.SortFunc(p.vals, comparePrepVals)
+	return p
+}
+
+// rowValue is the value bound for a search value: integral floats as
+// integers (SQLite compares them equal; integers are smaller on disk).
+func rowValue(v any) any {
+	if x, ok := v.(float64); ok && x == math.Trunc(x) && math.Abs(x) < 1<<53 {
+		return int64(x)
+	}
+	return v
+}
+
+// comparePrepVals orders search values as the vals primary key (pid, v)
+// does, then by write: B-tree inserts then land next to each other.
+func comparePrepVals(a, b prepVal) int {
+	if c := cmp.Compare(a.pid, b.pid); c != 0 {
+		return c
+	}
+	if c := compareValues(a.v, b.v); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.w, b.w)
+}
+
+func compareValues(a, b any) int {
+	switch x := a.(type) {
+	case string:
+		if y, ok := b.(string); ok {
+			return strings.Compare(x, y)
+		}
+	case float64:
+		if y, ok := b.(float64); ok {
+			return cmp.Compare(x, y)
+		}
+	case int64:
+		if y, ok := b.(int64); ok {
+			return cmp.Compare(x, y)
+		}
+	}
+	return 0
+}
+
+// valsChunk is how many search values one bound multi-row insert carries
+// (3 parameters each).
+const valsChunk = 250
+
 // putAll stores writes: history rows, current rows (inserted for creates,
 // swapped from the previous version for updates) and search values.
-func (w *writer) putAll(ctx context.Context, writes []store.Write) error {
+func (w *writer) putAll(ctx context.Context, writes []store.Write, pre *prepared) error {
 	type placed struct {
 		r    *store.Resource
 		hrow int64
@@ -85,14 +169,14 @@ func (w *writer) putAll(ctx context.Context, writes []store.Write) error {
 	for from := 0; from < len(writes); from += histChunk {
 		to := min(from+histChunk, len(writes))
 		args := make([]any, 0, 7*(to-from))
-		for _, p := range ps[from:to] {
+		for j, p := range ps[from:to] {
 			r := p.r
 			var js, idx []byte
 			if !r.Deleted {
 				if js = r.JSON; js == nil {
 					js = []byte{}
 				}
-				idx = encodeIndex(r.Index)
+				idx = pre.idx[from+j]
 			}
 			args = append(args, r.Type, r.ID, r.VersionID, msOf(r.LastUpdated), r.Deleted, js, idx)
 		}
@@ -141,76 +225,57 @@ func (w *writer) putAll(ctx context.Context, writes []store.Write) error {
 			return err
 		}
 	}
-	// Search values: one insert of a JSON array of (pid, v, rk) per few
-	// thousand, in index order (B-tree inserts then land next to each
-	// other).
-	var rows []valRow
-	var leaves []leaf
-	for _, p := range ps {
-		if p.r.Deleted || len(p.r.Index) == 0 {
-			continue
-		}
-		leaves = flatten(leaves[:0], p.r.Index, "")
-		for _, l := range leaves {
-			pid, err := w.intern(ctx, p.r.Type, l.path, l.kind)
+	// Search values, in index order: paths first seen by this write set
+	// are interned now (then the order is fixed again).
+	resort := false
+	for i := range pre.vals {
+		if pv := &pre.vals[i]; pv.pid == 0 {
+			pid, err := w.intern(ctx, pv.k.typ, pv.k.path, pv.k.kind)
 			if err != nil {
 				return err
 			}
-			rows = append(rows, valRow{pid, l.v, p.rk})
+			pv.pid, resort = pid, true
 		}
 	}
-	slices.SortFunc(rows, compareValRows)
-	var vals []byte
-	for from := 0; from < len(rows); from += 20000 {
-		vals = vals[:0]
-		for _, r := range rows[from:min(from+20000, len(rows))] {
-			vals = append(vals, ',', '[')
-			vals = strconv.AppendInt(vals, r.pid, 10)
-			vals = append(vals, ',')
-			vals = appendJSONValue(vals, r.v)
-			vals = append(vals, ',')
-			vals = strconv.AppendInt(vals, r.rk, 10)
-			vals = append(vals, ']')
+	if resort {
+		slices.SortFunc(pre.vals, comparePrepVals)
+	}
+	return w.insertVals(ctx, pre.vals, func(i int) int64 { return ps[i].rk })
+}
+
+// insertVals inserts search values as bound multi-row inserts of
+// valsChunk rows (one prepared statement for the full chunks).
+func (w *writer) insertVals(ctx context.Context, vals []prepVal, rk func(write int) int64) error {
+	const q = "INSERT OR IGNORE INTO vals(pid, v, rk) VALUES "
+	args := make([]any, 0, 3*valsChunk)
+	var full *sql.Stmt
+	defer func() {
+		if full != nil {
+			_ = full.Close()
 		}
-		if _, err := w.tx.ExecContext(ctx, "INSERT OR IGNORE INTO vals(pid, v, rk) SELECT value->>0, value->>1, value->>2 FROM json_each(?)", closeJSON(vals)); err != nil {
+	}()
+	for from := 0; from < len(vals); from += valsChunk {
+		to := min(from+valsChunk, len(vals))
+		args = args[:0]
+		for _, v := range vals[from:to] {
+			args = append(args, v.pid, v.v, rk(v.w))
+		}
+		var err error
+		if to-from == valsChunk {
+			if full == nil {
+				if full, err = w.tx.PrepareContext(ctx, q+rowsOf(3, valsChunk)); err != nil {
+					return err
+				}
+			}
+			_, err = full.ExecContext(ctx, args...)
+		} else {
+			_, err = w.tx.ExecContext(ctx, q+rowsOf(3, to-from), args...)
+		}
+		if err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-// valRow is one search value row.
-type valRow struct {
-	pid int64
-	v   any // string, float64 or int64; one kind per pid
-	rk  int64
-}
-
-func compareValRows(a, b valRow) int {
-	if c := cmp.Compare(a.pid, b.pid); c != 0 {
-		return c
-	}
-	switch x := a.v.(type) {
-	case string:
-		if y, ok := b.v.(string); ok {
-			if c := strings.Compare(x, y); c != 0 {
-				return c
-			}
-		}
-	case float64:
-		if y, ok := b.v.(float64); ok {
-			if c := cmp.Compare(x, y); c != 0 {
-				return c
-			}
-		}
-	case int64:
-		if y, ok := b.v.(int64); ok {
-			if c := cmp.Compare(x, y); c != 0 {
-				return c
-			}
-		}
-	}
-	return cmp.Compare(a.rk, b.rk)
 }
 
 // scanKeyed runs q, whose rows are (type, id, int64), and hands each int
@@ -273,22 +338,6 @@ func appendJSONRow(b []byte, typ, id string, lu, hrow int64) []byte {
 	b = append(b, ',')
 	b = strconv.AppendInt(b, hrow, 10)
 	return append(b, ']')
-}
-
-// appendJSONValue appends a search value (string, float64 or int64).
-func appendJSONValue(b []byte, v any) []byte {
-	switch x := v.(type) {
-	case string:
-		return appendJSONString(b, x)
-	case int64:
-		return strconv.AppendInt(b, x, 10)
-	case float64:
-		if x == math.Trunc(x) && math.Abs(x) < 1<<53 {
-			return strconv.AppendInt(b, int64(x), 10)
-		}
-		return strconv.AppendFloat(b, x, 'g', -1, 64)
-	}
-	return append(b, "null"...)
 }
 
 func appendJSONString(b []byte, s string) []byte {
@@ -400,11 +449,12 @@ func (s *Store) Apply(ctx context.Context, writes []store.Write) error {
 }
 
 func (s *Store) apply(ctx context.Context, op string, writes []store.Write) error {
+	pre := s.prepare(writes)
 	w, err := s.begin(ctx, op)
 	if err != nil {
 		return err
 	}
-	if err := w.putAll(ctx, writes); err != nil {
+	if err := w.putAll(ctx, writes, pre); err != nil {
 		w.rollback()
 		var ca conflictAt
 		switch {
