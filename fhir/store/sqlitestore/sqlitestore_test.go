@@ -2,6 +2,10 @@ package sqlitestore_test
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -107,5 +111,56 @@ func TestReadManyAndCount(t *testing.T) {
 	}
 	if n, err := s.Count(ctx, "Patient", store.Eq("family", "Smith")); err != nil || n != 1 {
 		t.Fatalf("Count(family=Smith) = %d, %v, want 1", n, err)
+	}
+}
+
+// TestBackgroundCheckpoint: commits do not checkpoint, the checkpointer
+// does, while the store stays open: after a batch of writes the pages
+// reach the database file within a few checkpoint intervals, and the
+// write-ahead log stops growing.
+func TestBackgroundCheckpoint(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := sqlitestore.Open(ctx, sqlitestore.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(ctx)
+	db := filepath.Join(dir, sqlitestore.FileName)
+	size := func(p string) int64 {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return 0
+		}
+		return fi.Size()
+	}
+	before := size(db)
+	lu := time.Now().UTC().Truncate(time.Millisecond)
+	var writes []store.Write
+	for i := range 2000 {
+		writes = append(writes, store.Write{Next: &store.Resource{Type: "Patient", ID: fmt.Sprintf("c%05d", i), VersionID: 1, LastUpdated: lu,
+			JSON:  []byte(`{"resourceType":"Patient","id":"` + fmt.Sprintf("c%05d", i) + `","name":[{"family":"` + strings.Repeat("x", 200) + `"}]}`),
+			Index: map[string]any{"family": map[string]any{"n": fmt.Sprintf("x%05d", i)}}}})
+	}
+	if err := s.Apply(ctx, writes); err != nil {
+		t.Fatal(err)
+	}
+	if size(db+"-wal") < 500_000 {
+		t.Fatalf("write-ahead log of %d bytes after 2000 writes", size(db+"-wal"))
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for size(db) < before+500_000 {
+		if time.Now().After(deadline) {
+			t.Fatalf("database file %d bytes (was %d): the log was not checkpointed while the store is open", size(db), before)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// The log is reused, not grown, by the next transaction.
+	wal := size(db + "-wal")
+	if err := s.Create(ctx, &store.Resource{Type: "Patient", ID: "after", VersionID: 1, LastUpdated: lu, JSON: []byte(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := size(db + "-wal"); got > wal {
+		t.Errorf("write-ahead log grew from %d to %d bytes after the checkpoint", wal, got)
 	}
 }
