@@ -43,6 +43,10 @@ func scanResource(sc interface{ Scan(...any) error }, withJSON bool) (*store.Res
 
 const resourceCols = "h.type, h.id, h.version, h.lu, h.deleted, h.json, h.idx"
 
+// readQuery is Read's statement, prepared once (each reader connection
+// then keeps it compiled): a read by id parses no SQL.
+const readQuery = "SELECT " + resourceCols + " FROM resources r JOIN history h ON h.hrow = r.hrow WHERE r.type=? AND r.id=?"
+
 // ReadMany implements store.BatchReader: one query per 500 ids.
 func (s *Store) ReadMany(ctx context.Context, typ string, ids []string) (map[string]*store.Resource, error) {
 	const op = "sqlitestore.ReadMany"
@@ -84,8 +88,7 @@ func (s *Store) Read(ctx context.Context, typ, id string) (*store.Resource, erro
 	if err := checkType(op, typ); err != nil {
 		return nil, err
 	}
-	r, err := scanResource(s.r.QueryRowContext(ctx,
-		"SELECT "+resourceCols+" FROM resources r JOIN history h ON h.hrow = r.hrow WHERE r.type=? AND r.id=?", typ, id), true)
+	r, err := scanResource(s.readStmt.QueryRowContext(ctx, typ, id), true)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound(op, typ, id)
 	}

@@ -54,6 +54,8 @@ type Store struct {
 	ckpt     *sql.DB
 	stopCkpt context.CancelFunc
 	ckptDone chan struct{}
+
+	readStmt *sql.Stmt // Read's prepared statement, on the readers
 }
 
 type pathKey struct {
@@ -169,6 +171,10 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		_ = s.Close(ctx)
 		return nil, err
 	}
+	if s.readStmt, err = s.r.PrepareContext(ctx, readQuery); err != nil {
+		_ = s.Close(ctx)
+		return nil, translate(op, err)
+	}
 	cq := url.Values{}
 	for k, v := range q {
 		if k != "_pragma" {
@@ -245,6 +251,9 @@ func (s *Store) Close(ctx context.Context) error {
 	}
 	if s.ckpt != nil {
 		errs = append(errs, s.ckpt.Close())
+	}
+	if s.readStmt != nil {
+		errs = append(errs, s.readStmt.Close())
 	}
 	if s.r != nil {
 		errs = append(errs, s.r.Close())
