@@ -136,10 +136,13 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	}
 	wq.Set("_txlock", "immediate")
 	wq.Add("_pragma", "cache_size(-32000)") // page cache: 32 MB for the writer
-	// Commits do not checkpoint (that would hold the single writer while
-	// pages are copied into the database file): the checkpointer does, on
-	// its own connection, beside the writer.
-	wq.Add("_pragma", "wal_autocheckpoint(0)")
+	// The checkpointer copies pages into the database file on its own
+	// connection, beside the writer. A commit checkpoints only when the log
+	// passed walWriterPages: then little is left to copy, and the next
+	// write transaction starts the log over, so it stays bounded under
+	// sustained writes (a background checkpoint alone never catches up
+	// with a writer that does not pause).
+	wq.Add("_pragma", fmt.Sprintf("wal_autocheckpoint(%d)", walWriterPages))
 	if s.w, err = sql.Open("sqlite", base+"?"+wq.Encode()); err != nil {
 		return nil, translate(op, err)
 	}
@@ -197,38 +200,26 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 // checkpointEvery is how often the checkpointer runs.
 const checkpointEvery = 250 * time.Millisecond
 
-// walRestartPages is the write-ahead log size (pages) beyond which the
-// checkpointer waits for the writer to pause and restarts the log, so it
-// stays bounded under sustained writes.
-const walRestartPages = 64 << 10 // 256 MB of 4 KB pages
+// walWriterPages is the write-ahead log size (pages) past which a commit
+// checkpoints (64 MB of 4 KB pages).
+const walWriterPages = 16 << 10
 
 // checkpointer copies committed pages from the write-ahead log into the
 // database file: a PASSIVE checkpoint (it never blocks the writer or
-// readers) every checkpointEvery, and a RESTART one when the log has grown
-// past walRestartPages. Several processes on one file each run one;
-// SQLite serialises them.
+// readers) every checkpointEvery. Several processes on one file each run
+// one; SQLite serialises them.
 func (s *Store) checkpointer(ctx context.Context, every time.Duration) {
 	defer close(s.ckptDone)
 	t := time.NewTicker(every)
 	defer t.Stop()
-	mode := "PASSIVE"
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		var busy, logPages, done int64
-		err := s.ckpt.QueryRowContext(ctx, "PRAGMA wal_checkpoint("+mode+")").Scan(&busy, &logPages, &done)
-		if err != nil {
-			if ctx.Err() == nil {
-				s.log.Warn("sqlitestore: checkpoint failed", "error", translate("sqlitestore.checkpoint", err).Error())
-			}
-			continue
-		}
-		mode = "PASSIVE"
-		if logPages > walRestartPages {
-			mode = "RESTART"
+		if _, err := s.ckpt.ExecContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)"); err != nil && ctx.Err() == nil {
+			s.log.Warn("sqlitestore: checkpoint failed", "error", translate("sqlitestore.checkpoint", err).Error())
 		}
 	}
 }
