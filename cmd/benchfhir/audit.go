@@ -23,7 +23,7 @@ func (b *bench) auditOnOff(ctx context.Context) (*section, error) {
 	}
 	sides := map[string]*env{}
 	for _, side := range []string{"on", "off"} {
-		e, err := start(ctx, filepath.Join(b.dir, "audit-"+side), b.c.conc, side == "on", io.Discard)
+		e, err := startEmbedded(ctx, filepath.Join(b.dir, "audit-"+side), b.c.conc, side == "on", io.Discard)
 		if err != nil {
 			return sec, err
 		}

@@ -51,32 +51,14 @@ func start(ctx context.Context, dir string, conc int, audit bool, logw io.Writer
 	if err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
+	e := &env{fdb: fdb}
+	if err := e.serve(ctx, conc, server.Config{
+		DataDir: filepath.Join(dir, "data"), MongoURI: fdb.URI(), MongoTestStandIn: true, Database: "casefhir",
+		AuditOff: !audit, Logger: slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	}); err != nil {
 		_ = fdb.Close()
 		return nil, err
 	}
-	addr := ln.Addr().String()
-	e := &env{root: "http://" + addr, base: "http://" + addr + "/fhir", done: make(chan error, 1), fdb: fdb}
-	cfg := server.Config{
-		Addr: addr, BaseURL: e.base, DataDir: filepath.Join(dir, "data"), Auth: server.AuthOff, Version: "bench",
-		MongoURI: fdb.URI(), MongoTestStandIn: true, Database: "casefhir",
-		AuditOff: !audit,
-		Logger:   slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn})),
-	}
-	srv, err := server.Open(ctx, cfg)
-	if err != nil {
-		_ = ln.Close()
-		_ = fdb.Close()
-		return nil, fmt.Errorf("server.Open: %w", err)
-	}
-	e.srv = srv
-	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	e.cancel = cancel
-	go func() { e.done <- srv.ServeListener(sctx, ln) }()
-	e.client = &http.Client{Timeout: 2 * time.Minute, Transport: &http.Transport{
-		MaxIdleConns: 4 * conc, MaxIdleConnsPerHost: 4 * conc, IdleConnTimeout: time.Minute, DisableCompression: true,
-	}}
 	if e.reg, err = search.NewRegistry(conformance.SearchParameters(), conformance.CaseSearchParameters()); err != nil {
 		e.close()
 		return nil, err
@@ -94,7 +76,7 @@ func start(ctx context.Context, dir string, conc int, audit bool, logw io.Writer
 			probe = id
 		}
 	}
-	if e.raw, err = mongostore.Open(ctx, mongostore.Options{URI: fdb.URI(), Database: srv.Config().Database,
+	if e.raw, err = mongostore.Open(ctx, mongostore.Options{URI: fdb.URI(), Database: e.srv.Config().Database,
 		AllowStandalone: true}); err != nil {
 		e.close()
 		return nil, err
@@ -109,6 +91,42 @@ func start(ctx context.Context, dir string, conc int, audit bool, logw io.Writer
 		return nil, err
 	}
 	return e, nil
+}
+
+// startEmbedded opens a server on the embedded store (SQLite under dir)
+// in this process; it has no direct client and no FerretDB.
+func startEmbedded(ctx context.Context, dir string, conc int, audit bool, logw io.Writer) (*env, error) {
+	e := &env{}
+	if err := e.serve(ctx, conc, server.Config{DataDir: filepath.Join(dir, "data"), AuditOff: !audit,
+		Logger: slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn}))}); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// serve opens a server with cfg (auth off, on a loopback port) and serves
+// it in the background.
+func (e *env) serve(ctx context.Context, conc int, cfg server.Config) error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	addr := ln.Addr().String()
+	e.root, e.base, e.done = "http://"+addr, "http://"+addr+"/fhir", make(chan error, 1)
+	cfg.Addr, cfg.BaseURL, cfg.Auth, cfg.Version = addr, e.base, server.AuthOff, "bench"
+	srv, err := server.Open(ctx, cfg)
+	if err != nil {
+		_ = ln.Close()
+		return fmt.Errorf("server.Open: %w", err)
+	}
+	e.srv = srv
+	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	e.cancel = cancel
+	go func() { e.done <- srv.ServeListener(sctx, ln) }()
+	e.client = &http.Client{Timeout: 2 * time.Minute, Transport: &http.Transport{
+		MaxIdleConns: 4 * conc, MaxIdleConnsPerHost: 4 * conc, IdleConnTimeout: time.Minute, DisableCompression: true,
+	}}
+	return nil
 }
 
 // idIndexes gives every collection of the server's database FerretDB's
