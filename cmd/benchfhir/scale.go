@@ -433,8 +433,8 @@ func (b *bench) renderScale(sec *section, rows []*scaleRow) {
 		"The HTTP rows add to it the search executor (one keyset Find per page, exact re-check of the rows read, more rows only when the "+
 		"re-check rejects some), the access checks and the Bundle; the server runs with its AuditEvent trail off (`--audit=off`; the product "+
 		"default is on, measured in the audit section).")
-	if last.n < 1_000_000 {
-		sec.notes = append(sec.notes, "The 1M size was not run in this report (`-scale 10000,100000,1000000` runs it; about 11 minutes of loading at 1,500/s, over 20 at the rates measured here).")
+	if last.n < 990_000 { // sizes are whole patients: 1,000,000 asks for 999,984
+		sec.notes = append(sec.notes, "The 1M size was not run in this report (`-scale 10000,100000,1000000` runs it; about 11 minutes of loading at 1,500/s).")
 	}
 }
 
