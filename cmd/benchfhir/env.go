@@ -199,9 +199,8 @@ func (e *env) create(ctx context.Context, typ string, js []byte) (string, error)
 	return id, nil
 }
 
-// storeTotals scrapes /metrics: the summed seconds and count of every
-// store operation, by op and in total ("").
-func (e *env) storeTotals(ctx context.Context) (map[string][2]float64, error) {
+// metrics fetches /metrics and returns a scanner over its lines.
+func (e *env) metrics(ctx context.Context) (*bufio.Scanner, error) {
 	st, _, b, err := e.do(ctx, http.MethodGet, e.root+"/metrics", nil)
 	if err != nil {
 		return nil, err
@@ -209,9 +208,18 @@ func (e *env) storeTotals(ctx context.Context) (map[string][2]float64, error) {
 	if st != http.StatusOK {
 		return nil, fmt.Errorf("/metrics: HTTP %d", st)
 	}
+	return bufio.NewScanner(bytes.NewReader(b)), nil
+}
+
+// storeTotals scrapes /metrics: the summed seconds and count of every
+// store operation, by op and in total ("").
+func (e *env) storeTotals(ctx context.Context) (map[string][2]float64, error) {
+	sc, err := e.metrics(ctx)
+	if err != nil {
+		return nil, err
+	}
 	const name = "casefhir_store_operation_duration_seconds"
 	out := map[string][2]float64{}
-	sc := bufio.NewScanner(bytes.NewReader(b))
 	for sc.Scan() {
 		line := sc.Text()
 		var idx int

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -18,16 +16,12 @@ import (
 // sent on behalf of requests, summed over interactions, by command name
 // (casefhir_mongodb_request_commands_total).
 func (e *env) requestCommands(ctx context.Context) (map[string]int64, error) {
-	st, _, b, err := e.do(ctx, http.MethodGet, e.root+"/metrics", nil)
+	sc, err := e.metrics(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if st != http.StatusOK {
-		return nil, fmt.Errorf("/metrics: HTTP %d", st)
-	}
 	const name = "casefhir_mongodb_request_commands_total{"
 	out := map[string]int64{}
-	sc := bufio.NewScanner(bytes.NewReader(b))
 	for sc.Scan() {
 		line := sc.Text()
 		if !strings.HasPrefix(line, name) {
