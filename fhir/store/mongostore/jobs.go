@@ -179,9 +179,6 @@ func (s *Store) ListJobs(ctx context.Context, kind string, unfinishedOnly bool) 
 		if err != nil {
 			return nil, err
 		}
-		if (kind != "" && j.Kind != kind) || (unfinishedOnly && j.Finished) {
-			continue
-		}
 		out = append(out, j)
 	}
 	return out, translate(op, cur.Err())

@@ -122,39 +122,40 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	q := url.Values{}
-	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", o.BusyTimeout.Milliseconds()))
-	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "synchronous(FULL)")
-	q.Add("_pragma", "foreign_keys(0)")
 	base := "file:" + (&url.URL{Path: path}).EscapedPath()
+	// conn opens a connection pool: every connection WAL, synchronous=FULL,
+	// with the busy timeout, and the pool's own pragmas.
+	conn := func(txlock string, pragmas ...string) (*sql.DB, error) {
+		q := url.Values{}
+		if txlock != "" {
+			q.Set("_txlock", txlock)
+		}
+		for _, p := range append([]string{fmt.Sprintf("busy_timeout(%d)", o.BusyTimeout.Milliseconds()),
+			"journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(0)"}, pragmas...) {
+			q.Add("_pragma", p)
+		}
+		db, err := sql.Open("sqlite", base+"?"+q.Encode())
+		return db, translate(op, err)
+	}
 	s := &Store{log: o.Logger, path: path, paths: map[pathKey]int64{}, byTyp: map[string][]pathRow{}}
 	var err error
-	wq := url.Values{}
-	for k, v := range q {
-		wq[k] = append([]string(nil), v...)
-	}
-	wq.Set("_txlock", "immediate")
-	wq.Add("_pragma", "cache_size(-32000)") // page cache: 32 MB for the writer
-	// The checkpointer copies pages into the database file on its own
-	// connection, beside the writer. A commit checkpoints only when the log
-	// passed walWriterPages: then little is left to copy, and the next
-	// write transaction starts the log over, so it stays bounded under
-	// sustained writes (a background checkpoint alone never catches up
-	// with a writer that does not pause).
-	wq.Add("_pragma", fmt.Sprintf("wal_autocheckpoint(%d)", walWriterPages))
-	if s.w, err = sql.Open("sqlite", base+"?"+wq.Encode()); err != nil {
-		return nil, translate(op, err)
+	// The writer: one connection, 32 MB of page cache. The checkpointer
+	// copies pages into the database file on its own connection, beside
+	// the writer; a commit checkpoints only when the log passed
+	// walWriterPages: then little is left to copy, and the next write
+	// transaction starts the log over, so it stays bounded under sustained
+	// writes (a background checkpoint alone never catches up with a writer
+	// that does not pause).
+	if s.w, err = conn("immediate", "cache_size(-32000)", fmt.Sprintf("wal_autocheckpoint(%d)", walWriterPages)); err != nil {
+		return nil, err
 	}
 	s.w.SetMaxOpenConns(1)
 	s.w.SetMaxIdleConns(1)
 	s.w.SetConnMaxLifetime(0)
 	s.w.SetConnMaxIdleTime(0)
-	q.Add("_pragma", "query_only(1)")
-	q.Add("_pragma", "cache_size(-8000)") // 8 MB per reader
-	if s.r, err = sql.Open("sqlite", base+"?"+q.Encode()); err != nil {
+	if s.r, err = conn("", "query_only(1)", "cache_size(-8000)"); err != nil { // 8 MB of page cache per reader
 		_ = s.w.Close()
-		return nil, translate(op, err)
+		return nil, err
 	}
 	// No cap on open readers: a caller may read while it holds a Find
 	// cursor (a read transaction), and a cap would let such callers wait
@@ -178,17 +179,9 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		_ = s.Close(ctx)
 		return nil, translate(op, err)
 	}
-	cq := url.Values{}
-	for k, v := range q {
-		if k != "_pragma" {
-			cq[k] = v
-		}
-	}
-	cq.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", o.BusyTimeout.Milliseconds()))
-	cq.Add("_pragma", "synchronous(FULL)")
-	if s.ckpt, err = sql.Open("sqlite", base+"?"+cq.Encode()); err != nil {
+	if s.ckpt, err = conn(""); err != nil {
 		_ = s.Close(ctx)
-		return nil, translate(op, err)
+		return nil, err
 	}
 	s.ckpt.SetMaxOpenConns(1)
 	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))

@@ -63,8 +63,8 @@ type conflictAt struct{ key string }
 func (c conflictAt) Error() string { return "version conflict on " + c.key }
 
 // histChunk is how many versions one history insert carries (7 parameters
-// each). It stays small: the driver matches each parameter to its argument
-// by a scan of the arguments, which costs the square of their number.
+// each): the statement stays short to parse, since each execution of an
+// unprepared statement parses it again.
 const histChunk = 40
 
 // prepared is the part of a write set's work that needs no database: the
