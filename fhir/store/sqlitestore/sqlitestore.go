@@ -84,6 +84,7 @@ CREATE TABLE IF NOT EXISTS resources(
 	lu INTEGER NOT NULL, deleted INTEGER NOT NULL, hrow INTEGER NOT NULL,
 	UNIQUE(type, id));
 CREATE INDEX IF NOT EXISTS resources_lu ON resources(type, lu, id);
+CREATE INDEX IF NOT EXISTS resources_live ON resources(type, id) WHERE deleted=0;
 CREATE TABLE IF NOT EXISTS paths(
 	pid INTEGER PRIMARY KEY,
 	type TEXT NOT NULL, path TEXT NOT NULL, kind INTEGER NOT NULL,
