@@ -15,6 +15,10 @@
 //     booleans. Its primary key (pid, v, rk) serves equality, ranges,
 //     prefixes and sorting; a second index (rk, pid) serves deletion,
 //     Exists checks and the sort value of one row;
+//   - counts: per counted string value (pid, v) the number of current
+//     resources that have it, and per type (pid 0) its live resources,
+//     kept in step by every write transaction, so a count of a type or of
+//     one value is one row;
 //   - paths, types, locks, jobs: small bookkeeping tables.
 //
 // Kinds are part of the interned path, so a comparison only meets values

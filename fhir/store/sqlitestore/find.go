@@ -3,6 +3,7 @@ package sqlitestore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"strconv"
 	"strings"
 
@@ -820,12 +821,20 @@ func (s *Store) Count(ctx context.Context, typ string, f *store.Filter) (int64, 
 			n++
 		}
 	}
+	if !filtered(f) {
+		// The type's live resources: one row of the counts table.
+		return s.countRow(ctx, 0, typ)
+	}
 	if leaf := eqLeaf(f); leaf != nil {
 		// One equality: its index entries are the matches (a deleted
-		// resource has none, and a path belongs to one type), counted in
-		// the (pid, v, rk) key without visiting the resources.
+		// resource has none, and a path belongs to one type). A counted
+		// value is one row of the counts table; another is counted in the
+		// (pid, v, rk) key without visiting the resources.
 		if l, ok := scalar(leaf.Value); ok && l.kind != kNull {
 			if pid, ok := s.pid(typ, leaf.Path, l.kind); ok {
+				if counted(leaf.Path, l.kind) {
+					return s.countRow(ctx, pid, l.v)
+				}
 				var n int64
 				err := s.r.QueryRowContext(ctx, "SELECT count(*) FROM vals WHERE pid=? AND v=?", pid, l.v).Scan(&n)
 				return n, translate(op, err)
@@ -844,6 +853,16 @@ func (s *Store) Count(ctx context.Context, typ string, f *store.Filter) (int64, 
 	err = s.r.QueryRowContext(ctx, "SELECT count(*) FROM "+res+" WHERE r.type=? AND r.deleted=0 AND "+where,
 		append([]any{typ}, args...)...).Scan(&n)
 	return n, translate(op, err)
+}
+
+// countRow reads one row of the counts table (none: 0).
+func (s *Store) countRow(ctx context.Context, pid int64, v any) (int64, error) {
+	var n int64
+	err := s.r.QueryRowContext(ctx, "SELECT n FROM counts WHERE pid=? AND v=?", pid, v).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	return n, translate("sqlitestore.Count", err)
 }
 
 // eqLeaf returns f's only condition when it is an equality on an Index

@@ -172,6 +172,10 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		_ = s.Close(ctx)
 		return nil, translate(op, err)
 	}
+	if err := s.createCounts(ctx); err != nil {
+		_ = s.Close(ctx)
+		return nil, err
+	}
 	if err := s.loadPaths(ctx, s.r); err != nil {
 		_ = s.Close(ctx)
 		return nil, err
@@ -278,6 +282,45 @@ type queryer interface {
 
 // loadPaths (re)reads the interned path table: other processes may have
 // added paths.
+// counted reports whether the values of a path are counted in the counts
+// table: strings (tokens, references, strings, uris), except sort values
+// and the logical id (an id matches one resource).
+func counted(path string, kind byte) bool {
+	return kind == kString && !strings.HasPrefix(path, "_sort.") && !strings.HasPrefix(path, "_id.")
+}
+
+// countedSQL is counted as a condition on a paths row.
+const countedSQL = "kind=115 AND substr(path,1,6)<>'_sort.' AND substr(path,1,4)<>'_id.'"
+
+// createCounts creates the counts table: per counted (pid, v), how many
+// current resources have the value, and per type (pid 0, v the type) how
+// many live resources it has. The writer keeps it in step in every write
+// transaction, so a count of a type or of one value is one row. A
+// database from before the table is counted once, in the transaction
+// that creates it.
+func (s *Store) createCounts(ctx context.Context) error {
+	const op = "sqlitestore.Open"
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return translate(op, err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	var n int
+	if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='counts'").Scan(&n); err != nil || n > 0 {
+		return translate(op, err)
+	}
+	for _, q := range []string{
+		"CREATE TABLE counts(pid INTEGER NOT NULL, v NOT NULL, n INTEGER NOT NULL, PRIMARY KEY(pid, v)) WITHOUT ROWID",
+		"INSERT INTO counts(pid, v, n) SELECT pid, v, count(*) FROM vals WHERE pid IN (SELECT pid FROM paths WHERE " + countedSQL + ") GROUP BY pid, v",
+		"INSERT INTO counts(pid, v, n) SELECT 0, type, count(*) FROM resources WHERE deleted=0 GROUP BY type",
+	} {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return translate(op, err)
+		}
+	}
+	return translate(op, tx.Commit())
+}
+
 func (s *Store) loadPaths(ctx context.Context, q queryer) error {
 	rows, err := q.QueryContext(ctx, "SELECT pid, type, path, kind FROM paths")
 	if err != nil {

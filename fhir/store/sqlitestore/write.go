@@ -221,6 +221,10 @@ func (w *writer) putAll(ctx context.Context, writes []store.Write, pre *prepared
 		}
 	}
 	if len(updated) > 0 {
+		// The counts lose the previous versions' values, then the values go.
+		if _, err := w.tx.ExecContext(ctx, "INSERT INTO counts(pid, v, n) SELECT pid, v, -count(*) FROM vals WHERE rk IN (SELECT value FROM json_each(?)) AND pid IN (SELECT pid FROM paths WHERE "+countedSQL+") GROUP BY pid, v ON CONFLICT(pid, v) DO UPDATE SET n=n+excluded.n", closeJSON(updated)); err != nil {
+			return err
+		}
 		if _, err := w.tx.ExecContext(ctx, "DELETE FROM vals WHERE rk IN (SELECT value FROM json_each(?))", closeJSON(updated)); err != nil {
 			return err
 		}
@@ -240,7 +244,58 @@ func (w *writer) putAll(ctx context.Context, writes []store.Write, pre *prepared
 	if resort {
 		slices.SortFunc(pre.vals, comparePrepVals)
 	}
-	return w.insertVals(ctx, pre.vals, func(i int) int64 { return ps[i].rk })
+	if err := w.insertVals(ctx, pre.vals, func(i int) int64 { return ps[i].rk }); err != nil {
+		return err
+	}
+	return w.addCounts(ctx, writes, pre.vals)
+}
+
+// addCounts adds the write set's new values and its changes to the live
+// resources of each type to the counts table: one upsert per distinct
+// (pid, v). The previous versions' values were taken off before.
+func (w *writer) addCounts(ctx context.Context, writes []store.Write, vals []prepVal) error {
+	type key struct {
+		pid int64
+		v   string
+	}
+	delta := map[key]int64{}
+	for _, wr := range writes {
+		live, was := !wr.Next.Deleted, wr.Prev != nil && !wr.Prev.Deleted
+		switch {
+		case live && !was:
+			delta[key{0, wr.Next.Type}]++
+		case was && !live:
+			delta[key{0, wr.Next.Type}]--
+		}
+	}
+	for i, pv := range vals {
+		v, ok := pv.v.(string)
+		if !ok || !counted(pv.k.path, pv.k.kind) {
+			continue
+		}
+		// A value twice in one resource is one row (INSERT OR IGNORE);
+		// duplicates are next to each other in the sorted values.
+		if i > 0 && vals[i-1].pid == pv.pid && vals[i-1].w == pv.w && compareValues(vals[i-1].v, pv.v) == 0 {
+			continue
+		}
+		delta[key{pv.pid, v}]++
+	}
+	var js []byte
+	for k, n := range delta {
+		if n == 0 {
+			continue
+		}
+		js = append(js, ',', '[')
+		js = strconv.AppendInt(js, k.pid, 10)
+		js = appendJSONString(append(js, ','), k.v)
+		js = strconv.AppendInt(append(js, ','), n, 10)
+		js = append(js, ']')
+	}
+	if len(js) == 0 {
+		return nil
+	}
+	_, err := w.tx.ExecContext(ctx, "INSERT INTO counts(pid, v, n) SELECT value->>0, value->>1, value->>2 FROM json_each(?) WHERE true ON CONFLICT(pid, v) DO UPDATE SET n=n+excluded.n", closeJSON(js))
+	return err
 }
 
 // insertVals inserts search values as bound multi-row inserts of
