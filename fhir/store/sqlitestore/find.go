@@ -1,9 +1,11 @@
 package sqlitestore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -85,8 +87,16 @@ func (b *builder) pred(f *store.Filter) string {
 			}
 			return "0"
 		}
-		parts := make([]string, len(f.Children))
-		for i, c := range f.Children {
+		children := f.Children
+		if b.probe && f.Op == store.OpAnd {
+			// Probed per walked row: equalities first (cheap, usually
+			// the most selective), then the rest, as SQLite evaluates
+			// them in order.
+			children = slices.Clone(children)
+			slices.SortStableFunc(children, func(x, y *store.Filter) int { return cmp.Compare(probeRank(x), probeRank(y)) })
+		}
+		parts := make([]string, len(children))
+		for i, c := range children {
 			parts[i] = b.pred(c)
 		}
 		sep := " AND "
@@ -150,6 +160,15 @@ func (b *builder) pred(f *store.Filter) string {
 	return "0"
 }
 
+// probeRank orders the conditions of an And probed per row: an equality
+// on an Index path first.
+func probeRank(f *store.Filter) int {
+	if f.Op == store.OpEq && f.Value != nil && f.Path != store.PathID && f.Path != store.PathLastUpdated {
+		return 0
+	}
+	return 1
+}
+
 func cmpOp(op store.Op) string {
 	switch op {
 	case store.OpLt:
@@ -190,6 +209,14 @@ func (b *builder) vals(path string, kind byte, cond string, args ...any) string 
 		return "SELECT rk FROM vals WHERE pid=? AND " + cond
 	}
 	if b.probe {
+		if cond == "v=?" {
+			// An equality probe is a point lookup in the primary key:
+			// the rows walked in a page's order meet the entries of one
+			// (pid, v) next to each other, a few pages that stay cached,
+			// where the (rk, pid) index would be read across every walked
+			// resource's values.
+			return "EXISTS (SELECT 1 FROM vals INDEXED BY sqlite_autoindex_vals_1 WHERE pid=? AND v=? AND rk=r.rk)"
+		}
 		return "EXISTS (SELECT 1 FROM vals WHERE rk=r.rk AND pid=? AND " + cond + ")"
 	}
 	return "r.rk IN (SELECT rk FROM vals WHERE pid=? AND " + cond + ")"

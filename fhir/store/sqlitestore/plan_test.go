@@ -123,7 +123,18 @@ func TestSortedFirstPageWalksTheIndex(t *testing.T) {
 		t.Errorf("non-selective filter with a sort does not walk the sort index:\n%s", plan)
 	}
 	plan = queryPlan(t, s, "Observation", store.Eq("code.c", "c3"), store.FindOptions{Limit: 10})
-	if strings.Contains(plan, "TEMP B-TREE FOR ORDER BY") || !strings.Contains(plan, "INDEX resources_live (type=?)") {
-		t.Errorf("non-selective filter without a sort does not walk the live rows' id index:\n%s", plan)
+	if strings.Contains(plan, "TEMP B-TREE FOR ORDER BY") || !strings.Contains(plan, "INDEX resources_live (type=?)") ||
+		!strings.Contains(plan, "USING PRIMARY KEY (pid=? AND v=? AND rk=?)") {
+		t.Errorf("non-selective filter without a sort does not walk the live rows' id index and probe the primary key:\n%s", plan)
+	}
+	// An And probes its equalities first (SQLite evaluates correlated
+	// subqueries in the order written; the plan lists them otherwise),
+	// in the primary key, then the range.
+	where, _, err := s.where(ctx, "Observation", store.And(store.Gte("_sort.date.a", time.Date(2024, 1, 5, 0, 0, 0, 0, time.UTC)), store.Eq("code.c", "c3")), true, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if i, j := strings.Index(where, "INDEXED BY sqlite_autoindex_vals_1 WHERE pid=? AND v=? AND rk=r.rk"), strings.Index(where, "v>=?"); i < 0 || j < 0 || i > j {
+		t.Errorf("an And's equality is not probed first: %s", where)
 	}
 }
