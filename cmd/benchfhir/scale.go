@@ -264,7 +264,7 @@ func (b *bench) scale(ctx context.Context) (*section, error) {
 		intro: "A `casefhir serve` child process on the embedded SQLite store, loaded with `casefhir load` (transaction Bundles of 500) up to each size " +
 			fmt.Sprintf("(%d resources per patient: 1 Patient, %d Encounters, %d Conditions, %d Observations). ", perPatient, encPerPatient, condPerPatient, obsPerPatient) +
 			"After each load the bench waits until the server is idle (no CPU for a second: the write-ahead log copied into the database file), then times the interactions. " +
-			fmt.Sprintf("Latencies are medians of sequential requests (%d reads by id, 9 of every other interaction); resident memory (VmRSS) and CPU are the server process's (CPU per read over the %d reads); the load's CPU includes the wait; disk is the data folder.", readsTimed, readsTimed)}
+			fmt.Sprintf("Latencies are medians of sequential requests (%d reads by id, %d of every other interaction, after one untimed run); resident memory (VmRSS) and CPU are the server process's (CPU per read over the %d reads); the load's CPU includes the wait; disk is the data folder.", readsTimed, timedOps, readsTimed)}
 	if len(b.c.scale) == 0 {
 		return nil, nil
 	}
@@ -339,7 +339,12 @@ var scaleNames = []string{"read by id", "type's first page (_count=10)", "token 
 
 // readsTimed is how many reads by id are timed at each size: enough for
 // the server's CPU (counted in 10 ms clock ticks) to be read to 1%.
-const readsTimed = 2000
+// timedOps is how many times every other interaction is timed (after one
+// untimed run).
+const (
+	readsTimed = 2000
+	timedOps   = 21
+)
 
 func (b *bench) scaleQueries(ctx context.Context, client *http.Client, srv *child, patients int, row *scaleRow) error {
 	base := srv.base
@@ -380,7 +385,7 @@ func (b *bench) scaleQueries(ctx context.Context, client *http.Client, srv *chil
 		return get(ctx, client, u, nil)
 	}
 	for _, q := range qs {
-		n := 9
+		n := timedOps
 		if q.name == scaleNames[0] {
 			n = readsTimed
 		}
@@ -539,7 +544,7 @@ func storePages(ctx context.Context, dataDir string, patients int, row *scaleRow
 		storeNames[6]: func(ctx context.Context, i int) error { _, err := st.Count(ctx, "Observation", code); return err },
 	}
 	for name, op := range ops {
-		d, err := timeMedian(ctx, 9, op)
+		d, err := timeMedian(ctx, timedOps, op)
 		if err != nil {
 			return fmt.Errorf("store %s: %w", name, err)
 		}
@@ -555,7 +560,7 @@ func storePages(ctx context.Context, dataDir string, patients int, row *scaleRow
 		p := store.PositionOf(last, sorted)
 		after = &p
 	}
-	d, err := timeMedian(ctx, 9, func(ctx context.Context, i int) error {
+	d, err := timeMedian(ctx, timedOps, func(ctx context.Context, i int) error {
 		_, n, err := page(nil, store.FindOptions{Sort: sorted, Limit: 10, After: after})
 		if err == nil && n != 10 {
 			err = fmt.Errorf("20th page has %d rows", n)
