@@ -54,8 +54,8 @@ func start(ctx context.Context, dir string, conc int, audit bool, logw io.Writer
 	e := &env{fdb: fdb}
 	if err := e.serve(ctx, conc, server.Config{
 		DataDir: filepath.Join(dir, "data"), MongoURI: fdb.URI(), MongoTestStandIn: true, Database: "casefhir",
-		AuditOff: !audit, Logger: slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn})),
-	}); err != nil {
+		AuditOff: !audit,
+	}, logw); err != nil {
 		_ = fdb.Close()
 		return nil, err
 	}
@@ -97,16 +97,15 @@ func start(ctx context.Context, dir string, conc int, audit bool, logw io.Writer
 // in this process; it has no direct client and no FerretDB.
 func startEmbedded(ctx context.Context, dir string, conc int, audit bool, logw io.Writer) (*env, error) {
 	e := &env{}
-	if err := e.serve(ctx, conc, server.Config{DataDir: filepath.Join(dir, "data"), AuditOff: !audit,
-		Logger: slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn}))}); err != nil {
+	if err := e.serve(ctx, conc, server.Config{DataDir: filepath.Join(dir, "data"), AuditOff: !audit}, logw); err != nil {
 		return nil, err
 	}
 	return e, nil
 }
 
-// serve opens a server with cfg (auth off, on a loopback port) and serves
-// it in the background.
-func (e *env) serve(ctx context.Context, conc int, cfg server.Config) error {
+// serve opens a server with cfg (auth off, on a loopback port, warnings
+// logged to logw) and serves it in the background.
+func (e *env) serve(ctx context.Context, conc int, cfg server.Config, logw io.Writer) error {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
@@ -114,6 +113,7 @@ func (e *env) serve(ctx context.Context, conc int, cfg server.Config) error {
 	addr := ln.Addr().String()
 	e.root, e.base, e.done = "http://"+addr, "http://"+addr+"/fhir", make(chan error, 1)
 	cfg.Addr, cfg.BaseURL, cfg.Auth, cfg.Version = addr, e.base, server.AuthOff, "bench"
+	cfg.Logger = slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	srv, err := server.Open(ctx, cfg)
 	if err != nil {
 		_ = ln.Close()

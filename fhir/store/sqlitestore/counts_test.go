@@ -22,10 +22,7 @@ import (
 func TestCountsFollowWrites(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	s, err := sqlitestore.Open(ctx, sqlitestore.Options{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openDir(t, dir)
 	at := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 	obs := func(i, version int, code string, deleted bool) *store.Resource {
 		r := &store.Resource{Type: "Observation", ID: fmt.Sprintf("o%03d", i), VersionID: int64(version), LastUpdated: at.Add(time.Duration(version) * time.Second), JSON: []byte(`{}`), Deleted: deleted}
@@ -111,10 +108,5 @@ func TestCountsFollowWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = db.Close()
-	s, err = sqlitestore.Open(ctx, sqlitestore.Options{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close(ctx)
-	check(s, "after counting again")
+	check(openDir(t, dir), "after counting again")
 }

@@ -138,3 +138,30 @@ func TestSortedFirstPageWalksTheIndex(t *testing.T) {
 		t.Errorf("an And's equality is not probed first: %s", where)
 	}
 }
+
+// TestCountedRuleInSQL checks that countedSQL (used where the rows are in
+// SQLite: the subtraction of replaced values, the first count of an old
+// database) selects the paths counted() does.
+func TestCountedRuleInSQL(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(ctx)
+	for _, p := range []pathKey{
+		{"Observation", "code.sc", kString}, {"Observation", "subject.r", kString}, {"Observation", "_compartment", kString},
+		{"Observation", "_sort.code.a", kString}, {"Observation", "_id.c", kString}, {"Observation", "_idx.c", kString},
+		{"Observation", "date.lo", kTime}, {"Observation", "value.lo", kNumber}, {"Observation", "active", kBool},
+		{"Observation", "x", kNull}, {"Observation", "_sort", kString},
+	} {
+		var got bool
+		err := s.r.QueryRowContext(ctx, "SELECT "+countedSQL+" FROM (SELECT ? AS path, ? AS kind)", p.path, int64(p.kind)).Scan(&got)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := counted(p.path, p.kind); got != want {
+			t.Errorf("%s (kind %c): SQL says counted %v, counted() %v", p.path, p.kind, got, want)
+		}
+	}
+}

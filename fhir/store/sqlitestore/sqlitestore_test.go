@@ -26,6 +26,18 @@ func open(t *testing.T) store.Store {
 
 func TestStore(t *testing.T) { storetest.Run(t, open) }
 
+// openDir opens the store of the data folder dir; the test closes it at
+// its end (a store the test closed before is closed again harmlessly).
+func openDir(t *testing.T, dir string) *sqlitestore.Store {
+	t.Helper()
+	s, err := sqlitestore.Open(context.Background(), sqlitestore.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	return s
+}
+
 // TestTwoStoresOneFile opens the same database twice (as two processes
 // would): a search path first written through one is found through the
 // other, a lease held by one excludes the other, and a version swapped by
@@ -33,16 +45,7 @@ func TestStore(t *testing.T) { storetest.Run(t, open) }
 func TestTwoStoresOneFile(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	a, err := sqlitestore.Open(ctx, sqlitestore.Options{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close(ctx)
-	b, err := sqlitestore.Open(ctx, sqlitestore.Options{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close(ctx)
+	a, b := openDir(t, dir), openDir(t, dir)
 	r := &store.Resource{Type: "Patient", ID: "p1", VersionID: 1, LastUpdated: time.Now(), JSON: []byte(`{}`),
 		Index: map[string]any{"family": "Smith", "born": time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC)}}
 	if err := a.Create(ctx, r); err != nil {
@@ -83,11 +86,7 @@ func TestTwoStoresOneFile(t *testing.T) {
 // deleted resource out.
 func TestReadManyAndCount(t *testing.T) {
 	ctx := context.Background()
-	s, err := sqlitestore.Open(ctx, sqlitestore.Options{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close(ctx)
+	s := openDir(t, t.TempDir())
 	now := time.Now()
 	for _, id := range []string{"a", "b"} {
 		r := &store.Resource{Type: "Patient", ID: id, VersionID: 1, LastUpdated: now, JSON: []byte(`{}`), Index: map[string]any{"family": "Smith"}}
@@ -121,11 +120,7 @@ func TestReadManyAndCount(t *testing.T) {
 func TestBackgroundCheckpoint(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	s, err := sqlitestore.Open(ctx, sqlitestore.Options{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close(ctx)
+	s := openDir(t, dir)
 	db := filepath.Join(dir, sqlitestore.FileName)
 	size := func(p string) int64 {
 		fi, err := os.Stat(p)
