@@ -136,7 +136,12 @@ func readSegment(path string) ([]Record, error) {
 }
 
 // append writes recs to the current segment and makes them durable.
-func (j *journal) append(recs []Record) error {
+//
+// then, when set, runs under the journal's lock once the records are
+// synced: what it records about them (the Recorder's backlog) changes
+// together with the segment they are in, so a rotation never takes a
+// segment whose records it does not also take.
+func (j *journal) append(recs []Record, then func()) error {
 	// The bodies are the Recorder's own compact JSON (no raw newlines):
 	// written as they are, without re-encoding.
 	var buf bytes.Buffer
@@ -154,6 +159,9 @@ func (j *journal) append(recs []Record) error {
 	}
 	if err := syscall.Fdatasync(int(j.f.Fd())); err != nil {
 		return outcome.Wrap(err, outcome.Transient, "audit.journal.append", "cannot sync the audit journal")
+	}
+	if then != nil {
+		then()
 	}
 	return nil
 }

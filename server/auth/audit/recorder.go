@@ -334,13 +334,13 @@ func (r *Recorder) commit(batch []*Ticket) {
 		recs := r.records(group)
 		var err error
 		if r.jnl != nil {
-			err = r.jnl.append(recs)
-			if err == nil {
-				r.jnl.mu.Lock()
+			// The records join the backlog under the journal's lock, with
+			// their segment: a rotation in between would take (and remove)
+			// the segment without them, leaving them in memory only.
+			err = r.jnl.append(recs, func() {
 				r.backlog = append(r.backlog, recs...)
 				r.backlogTickets = append(r.backlogTickets, group...)
-				r.jnl.mu.Unlock()
-			}
+			})
 		} else {
 			err = r.write(recs)
 			if err == nil {
