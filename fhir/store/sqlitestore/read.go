@@ -83,12 +83,17 @@ func (s *Store) ReadMany(ctx context.Context, typ string, ids []string) (map[str
 }
 
 // Read implements store.Store: the current row and its history row.
+//
+// A read by id is one primary-key lookup that cannot run long, so it is
+// not made cancellable: with a cancellable context, database/sql and the
+// driver each start a goroutine per query to watch it, which cost about a
+// quarter of the server's CPU per read (measured on 300k resources).
 func (s *Store) Read(ctx context.Context, typ, id string) (*store.Resource, error) {
 	const op = "sqlitestore.Read"
 	if err := checkType(op, typ); err != nil {
 		return nil, err
 	}
-	r, err := scanResource(s.readStmt.QueryRowContext(ctx, typ, id), true)
+	r, err := scanResource(s.readStmt.QueryRowContext(context.WithoutCancel(ctx), typ, id), true)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound(op, typ, id)
 	}
@@ -104,7 +109,7 @@ func (s *Store) VRead(ctx context.Context, typ, id string, version int64) (*stor
 	if err := checkType(op, typ); err != nil {
 		return nil, err
 	}
-	r, err := scanResource(s.r.QueryRowContext(ctx,
+	r, err := scanResource(s.r.QueryRowContext(context.WithoutCancel(ctx), // a point lookup, as in Read
 		"SELECT "+resourceCols+" FROM history h WHERE h.type=? AND h.id=? AND h.version=?", typ, id, version), true)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, (&outcome.Error{Op: op, Code: outcome.NotFound, Detail: "version not found"}).WithDiagnostics(typ + "/" + id + " version not found")
