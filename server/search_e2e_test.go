@@ -572,8 +572,9 @@ func TestSearchE2E(t *testing.T) {
 	})
 
 	t.Run("paging while writing", func(t *testing.T) {
-		// Pages come from the result as it was when the search ran: a
-		// resource created meanwhile is not added, none is visited twice.
+		// Keyset pages in creation order: every resource that does not
+		// change is visited once, and one created meanwhile comes after
+		// them (once).
 		r := s.Do(t, "GET", "Patient?name=mul&_count=1", nil)
 		wantStatus(t, r, 200)
 		first := e2eFetch(t, s, "GET", "Patient?name=mul&_count=1", "")
@@ -590,9 +591,9 @@ func TestSearchE2E(t *testing.T) {
 		rest := e2eFetch(t, s, "GET", next, "")
 		entries, _ := r.JSON()["entry"].([]any)
 		firstID := entries[0].(map[string]any)["resource"].(map[string]any)["id"].(string)
-		got := e2eSorted(append([]string{firstID}, rest.match...))
-		if want := e2eSorted(first.match); !slices.Equal(got, want) {
-			t.Errorf("pages after a write: %v, want %v", got, want)
+		paged := append([]string{firstID}, rest.match...)
+		if want := append(e2eSorted(first.match), "pat-late"); !slices.Equal(e2eSorted(paged), e2eSorted(want)) || paged[len(paged)-1] != "pat-late" {
+			t.Errorf("pages after a write: %v, want %v with pat-late last", paged, want)
 		}
 		if again := e2eFetch(t, s, "GET", "Patient?name=mul", ""); !slices.Contains(again.match, "pat-late") {
 			t.Errorf("a new search misses the new resource: %v", again.match)

@@ -80,7 +80,7 @@ func (k SortKey) SortPath() store.SortKey {
 }
 
 // StoreSort returns the query's _sort keys as store sort keys (nil without
-// _sort: the store then orders by id).
+// _sort: the store's own order, see store.FindOptions.Sort).
 func (q *Query) StoreSort() []store.SortKey {
 	if len(q.Sort) == 0 {
 		return nil

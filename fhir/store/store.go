@@ -81,7 +81,8 @@ type Store interface {
 	// History returns versions newest first, in the order of VersionKey.
 	History(ctx context.Context, q HistoryQuery) ([]*Resource, error)
 	// Find returns the current, non-deleted resources of typ matching f,
-	// in the order of opt.Sort (then id). f may match a superset (callers
+	// in the order of opt.Sort (then id), or without Sort in the store's
+	// own order (see FindOptions.Sort). f may match a superset (callers
 	// check exactly); it must never miss a match. Filter, sort, After and
 	// Limit are applied by the database; see the package documentation for
 	// the filter shapes every implementation serves from an index.
@@ -126,11 +127,17 @@ type FindOptions struct {
 	// smallest and descending the largest. A resource with no value at a
 	// sort path sorts after every resource that has one, in either
 	// direction. PathID and PathLastUpdated are always sortable.
+	//
+	// Without Sort, rows come in the store's own order: one fixed, total
+	// order of a type's resources that an update does not change, in
+	// which a row's id marks its place (After.ID). sqlitestore uses the
+	// order of creation, so that a page can walk one value's index
+	// entries; mongostore uses id.
 	Sort []SortKey
 	// Limit caps the results (0: none).
 	Limit int
 	// After keeps only rows strictly after that position in the order of
-	// Sort (then id): the keyset cursor. Values holds one entry per sort
+	// Sort (then id), or in the store's own order: the keyset cursor. Values holds one entry per sort
 	// key.
 	After *Position
 	// Skip skips that many rows. It costs what it skips: interactions page

@@ -43,6 +43,10 @@
 // (rk IN (SELECT rk FROM vals WHERE pid=? AND v ...)). A single sort key
 // on an Index path is walked in the vals index (the first page of a large
 // sorted result reads one page), resources without a value follow, by id.
+// Without a sort key the order is creation (rk, which an update keeps): a
+// page walks the type's live rows in a partial index on type, or the
+// index entries of the filter's least common equality (counts table),
+// which are in rk order, probing the rest of the filter per row.
 // Several sort keys are sorted by SQLite over the matches. Filter leaves
 // SQL cannot express exactly (a numeric path segment, equality with a
 // whole array or object) are evaluated with store.Filter.Match over the

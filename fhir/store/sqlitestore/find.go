@@ -358,39 +358,7 @@ func (s *Store) Find(ctx context.Context, typ string, f *store.Filter, opt store
 	if err := checkType(op, typ); err != nil {
 		return nil, err
 	}
-	exactSQL := s.exact(typ, f)
-	// A page (Limit) of a filter matching many rows walks the page's order
-	// and probes the filter per row; a selective filter is read from its
-	// index entries and its matches sorted. Either costs about a page.
-	drive := orderDriven
-	if exactSQL && opt.Limit > 0 && filtered(f) {
-		est, err := s.estimate(ctx, typ, f)
-		if err != nil {
-			return nil, err
-		}
-		if est <= selectiveRows {
-			drive = filterDriven
-		}
-	} else if exactSQL && filtered(f) {
-		drive = filterDriven
-	}
-	where, args, err := s.where(ctx, typ, f, exactSQL, drive == orderDriven, opt.Sort)
-	if err != nil {
-		return nil, err
-	}
-	cols := findCols
-	if opt.IndexOnly {
-		cols = findColsNoJSON
-	}
-	limit := -1
-	if exactSQL && opt.Limit > 0 {
-		limit = opt.Limit + max(opt.Skip, 0)
-	}
-	res := "resources r"
-	if drive == filterDriven && drivable(f) {
-		res = notIndexed
-	}
-	phases, err := s.plan(typ, cols, where, args, opt, limit, drive, res)
+	phases, exactSQL, err := s.phases(ctx, typ, f, opt)
 	if err != nil {
 		return nil, err
 	}
@@ -405,30 +373,94 @@ func (s *Store) Find(ctx context.Context, typ string, f *store.Filter, opt store
 	return c, nil
 }
 
-// plan builds the statements of a Find.
-func (s *Store) plan(typ, cols, where string, wargs []any, opt store.FindOptions, limit int, drive driver, res string) ([]phase, error) {
+// phases plans a Find: its statements, and whether they match f exactly
+// (otherwise the cursor re-checks each row).
+func (s *Store) phases(ctx context.Context, typ string, f *store.Filter, opt store.FindOptions) ([]phase, bool, error) {
+	exactSQL := s.exact(typ, f)
+	// A page (Limit) of a filter matching many rows walks the page's order
+	// and probes the filter per row; a selective filter is read from its
+	// index entries and its matches sorted. Either costs about a page.
+	drive := orderDriven
+	if exactSQL && opt.Limit > 0 && filtered(f) {
+		est, err := s.estimate(ctx, typ, f)
+		if err != nil {
+			return nil, false, err
+		}
+		if est <= selectiveRows {
+			drive = filterDriven
+		}
+	} else if exactSQL && filtered(f) {
+		drive = filterDriven
+	}
+	// A page in creation order may walk one equality's index entries
+	// (they are in creation order) instead of the type's rows.
+	var ent *entries
+	rest := f
+	if exactSQL && drive == orderDriven && len(opt.Sort) == 0 && filtered(f) {
+		var err error
+		if ent, rest, err = s.entryDriver(ctx, typ, f); err != nil {
+			return nil, false, err
+		}
+	}
+	where, args, err := s.where(ctx, typ, rest, exactSQL, drive == orderDriven, opt.Sort)
+	if err != nil {
+		return nil, false, err
+	}
+	cols := findCols
+	if opt.IndexOnly {
+		cols = findColsNoJSON
+	}
+	limit := -1
+	if exactSQL && opt.Limit > 0 {
+		limit = opt.Limit + max(opt.Skip, 0)
+	}
+	res := "resources r"
+	if drive == filterDriven && drivable(f) {
+		res = notIndexed
+	}
+	phases, err := s.plan(typ, cols, where, args, opt, limit, drive, res, ent)
+	return phases, exactSQL, err
+}
+
+// plan builds the statements of a Find. ent, when set, is the equality
+// whose index entries a page in creation order walks; where holds the
+// rest of the filter.
+func (s *Store) plan(typ, cols, where string, wargs []any, opt store.FindOptions, limit int, drive driver, res string, ent *entries) ([]phase, error) {
 	base := func() []any { return append([]any{typ}, wargs...) }
 	keys := opt.Sort
 	if len(keys) == 1 && keys[0].Path == store.PathID {
-		keys = nil
-		if opt.Sort[0].Desc {
-			q := cols + " FROM " + res + " JOIN history h ON h.hrow=r.hrow WHERE r.type=? AND r.deleted=0 AND " + where
-			args := base()
-			if opt.After != nil {
-				q += " AND r.id<?"
-				args = append(args, opt.After.ID)
-			}
-			return []phase{{q + " ORDER BY r.id DESC LIMIT ?", append(args, limit)}}, nil
-		}
-	}
-	if len(keys) == 0 {
 		q := cols + " FROM " + res + " JOIN history h ON h.hrow=r.hrow WHERE r.type=? AND r.deleted=0 AND " + where
 		args := base()
+		dir, cmp := "", ">"
+		if keys[0].Desc {
+			dir, cmp = " DESC", "<"
+		}
 		if opt.After != nil {
-			q += " AND r.id>?"
+			q += " AND r.id" + cmp + "?"
 			args = append(args, opt.After.ID)
 		}
-		return []phase{{q + " ORDER BY r.id LIMIT ?", append(args, limit)}}, nil
+		return []phase{{q + " ORDER BY r.id" + dir + " LIMIT ?", append(args, limit)}}, nil
+	}
+	if len(keys) == 0 {
+		// Creation order: rk. The type's live rows are walked in the
+		// partial index on type (its entries end with rk), or one
+		// equality's entries in the (pid, v, rk) key.
+		order := "r.rk"
+		q := cols + " FROM " + res + " JOIN history h ON h.hrow=r.hrow WHERE r.type=? AND r.deleted=0 AND " + where
+		args := base()
+		if ent != nil {
+			order = "e.rk"
+			q = cols + " FROM vals e INDEXED BY sqlite_autoindex_vals_1 CROSS JOIN resources r ON r.rk=e.rk JOIN history h ON h.hrow=r.hrow" +
+				" WHERE e.pid=? AND e.v=? AND r.type=? AND r.deleted=0 AND " + where
+			args = append([]any{ent.pid, ent.v}, base()...)
+		}
+		if opt.After != nil {
+			// Rows are never removed from resources (a delete is a
+			// version), so the position's id still names its row.
+			q += " AND " + order + ">(SELECT rk FROM resources WHERE type=? AND id=?)"
+			args = append(args, typ, opt.After.ID)
+		}
+		return []phase{{q + " ORDER BY " + order + " LIMIT ?", append(args, limit)}}, nil
 	}
 	if len(keys) == 1 && keys[0].Path == store.PathLastUpdated {
 		dir := ""
@@ -452,6 +484,69 @@ func (s *Store) plan(typ, cols, where string, wargs []any, opt store.FindOptions
 		}
 	}
 	return s.planGeneral(typ, cols, where, wargs, keys, opt.After, limit, res), nil
+}
+
+// entries is one equality's index entries: (pid, v) in the vals key.
+type entries struct {
+	pid int64
+	v   any
+}
+
+// entryDriver picks, for a page in creation order, the equality of f
+// (f itself or a child of an And) with the fewest matches by the counts
+// table, when that is fewer than the type's rows: its index entries are
+// in creation order, so walking them and probing the rest of f per entry
+// finds the page in fewer rows than walking the type. It returns the
+// rest of f (nil ent: f as it is).
+func (s *Store) entryDriver(ctx context.Context, typ string, f *store.Filter) (*entries, *store.Filter, error) {
+	cands := []*store.Filter{f}
+	if f.Op == store.OpAnd {
+		cands = f.Children
+	}
+	var best *store.Filter
+	var bestEnt *entries
+	var bestN int64
+	for _, c := range cands {
+		leaf := eqLeaf(c)
+		if leaf == nil {
+			continue
+		}
+		l, ok := scalar(leaf.Value)
+		if !ok || l.kind == kNull || !counted(leaf.Path, l.kind) {
+			continue
+		}
+		pid, ok := s.pid(typ, leaf.Path, l.kind)
+		if !ok {
+			continue
+		}
+		n, err := s.countRow(ctx, pid, l.v)
+		if err != nil {
+			return nil, f, err
+		}
+		if best == nil || n < bestN {
+			best, bestEnt, bestN = c, &entries{pid: pid, v: l.v}, n
+		}
+	}
+	if best == nil {
+		return nil, f, nil
+	}
+	all, err := s.countRow(ctx, 0, typ)
+	if err != nil {
+		return nil, f, err
+	}
+	if bestN >= all {
+		return nil, f, nil
+	}
+	if best == f {
+		return bestEnt, store.All(), nil
+	}
+	rest := make([]*store.Filter, 0, len(f.Children)-1)
+	for _, c := range f.Children {
+		if c != best {
+			rest = append(rest, c)
+		}
+	}
+	return bestEnt, store.And(rest...), nil
 }
 
 // driver says what a Find's statement walks first.
@@ -904,7 +999,7 @@ func eqLeaf(f *store.Filter) *store.Filter {
 	return f
 }
 
-// Scan is Find in id order: every current resource of typ matching f,
+// Scan is Find in creation order: every current resource of typ matching f,
 // streamed (bulk export).
 func (s *Store) Scan(ctx context.Context, typ string, f *store.Filter) (store.Cursor, error) {
 	return s.Find(ctx, typ, f, store.FindOptions{})

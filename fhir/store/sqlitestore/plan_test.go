@@ -14,23 +14,7 @@ import (
 func queryPlan(t *testing.T, s *Store, typ string, f *store.Filter, opt store.FindOptions) string {
 	t.Helper()
 	ctx := context.Background()
-	drive := orderDriven
-	if filtered(f) {
-		if est, err := s.estimate(ctx, typ, f); err != nil {
-			t.Fatal(err)
-		} else if est <= selectiveRows {
-			drive = filterDriven
-		}
-	}
-	where, args, err := s.where(ctx, typ, f, s.exact(typ, f), drive == orderDriven, opt.Sort)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res := "resources r"
-	if drive == filterDriven && drivable(f) {
-		res = notIndexed
-	}
-	phases, err := s.plan(typ, findCols, where, args, opt, opt.Limit, drive, res)
+	phases, _, err := s.phases(ctx, typ, f, opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,10 +106,22 @@ func TestSortedFirstPageWalksTheIndex(t *testing.T) {
 		!strings.Contains(plan, "CORRELATED SCALAR SUBQUERY") {
 		t.Errorf("non-selective filter with a sort does not walk the sort index:\n%s", plan)
 	}
+	// Without a sort (creation order): the equality's entries are walked
+	// in their key, which is in creation order, and the rest of the
+	// filter probed per entry; a filter with no such equality walks the
+	// type's live rows in the partial index on type.
 	plan = queryPlan(t, s, "Observation", store.Eq("code.c", "c3"), store.FindOptions{Limit: 10})
-	if strings.Contains(plan, "TEMP B-TREE FOR ORDER BY") || !strings.Contains(plan, "INDEX resources_live (type=?)") ||
-		!strings.Contains(plan, "USING PRIMARY KEY (pid=? AND v=? AND rk=?)") {
-		t.Errorf("non-selective filter without a sort does not walk the live rows' id index and probe the primary key:\n%s", plan)
+	if strings.Contains(plan, "TEMP B-TREE FOR ORDER BY") || !strings.Contains(plan, "SEARCH e USING PRIMARY KEY (pid=? AND v=?)") {
+		t.Errorf("non-selective equality without a sort does not walk its index entries:\n%s", plan)
+	}
+	plan = queryPlan(t, s, "Observation", store.And(store.Gte("_sort.date.a", time.Date(2024, 1, 5, 0, 0, 0, 0, time.UTC)), store.Eq("code.c", "c3")), store.FindOptions{Limit: 10})
+	if strings.Contains(plan, "TEMP B-TREE FOR ORDER BY") || !strings.Contains(plan, "SEARCH e USING PRIMARY KEY (pid=? AND v=?)") ||
+		!strings.Contains(plan, "vals_rk (rk=? AND pid=?") {
+		t.Errorf("non-selective equality and range without a sort do not walk the equality's entries and probe the range:\n%s", plan)
+	}
+	plan = queryPlan(t, s, "Observation", store.Gte("_sort.date.a", time.Date(2024, 1, 5, 0, 0, 0, 0, time.UTC)), store.FindOptions{Limit: 10})
+	if strings.Contains(plan, "TEMP B-TREE FOR ORDER BY") || !strings.Contains(plan, "INDEX resources_created (type=?)") {
+		t.Errorf("non-selective range without a sort does not walk the type's live rows in creation order:\n%s", plan)
 	}
 	// An And probes its equalities first (SQLite evaluates correlated
 	// subqueries in the order written; the plan lists them otherwise),

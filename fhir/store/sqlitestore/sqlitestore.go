@@ -84,7 +84,8 @@ CREATE TABLE IF NOT EXISTS resources(
 	lu INTEGER NOT NULL, deleted INTEGER NOT NULL, hrow INTEGER NOT NULL,
 	UNIQUE(type, id));
 CREATE INDEX IF NOT EXISTS resources_lu ON resources(type, lu, id);
-CREATE INDEX IF NOT EXISTS resources_live ON resources(type, id) WHERE deleted=0;
+DROP INDEX IF EXISTS resources_live;
+CREATE INDEX IF NOT EXISTS resources_created ON resources(type) WHERE deleted=0;
 CREATE TABLE IF NOT EXISTS paths(
 	pid INTEGER PRIMARY KEY,
 	type TEXT NOT NULL, path TEXT NOT NULL, kind INTEGER NOT NULL,
