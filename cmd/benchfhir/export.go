@@ -62,7 +62,7 @@ func (b *bench) export(ctx context.Context) (*section, error) {
 		t0 := time.Now()
 		var n int64
 		for _, t := range types {
-			if strings.HasPrefix(t, "_") || strings.HasSuffix(t, "_history") {
+			if strings.HasPrefix(t, "_") {
 				continue
 			}
 			if sc, ok := any(b.e.raw).(scanner); ok {
@@ -128,7 +128,7 @@ func (b *bench) countAll(ctx context.Context) (int, error) {
 	}
 	total := 0
 	for _, t := range types {
-		if strings.HasPrefix(t, "_") || strings.HasSuffix(t, "_history") {
+		if strings.HasPrefix(t, "_") {
 			continue
 		}
 		n, err := b.e.raw.Count(ctx, t, store.All())

@@ -6,6 +6,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/casefhir/casefhir/fhir/outcome"
 	"github.com/casefhir/casefhir/fhir/store"
@@ -46,8 +47,8 @@ func (s *Store) Read(ctx context.Context, typ, id string) (*store.Resource, erro
 }
 
 // VRead implements https://hl7.org/fhir/R4/http.html#vread: the current
-// document when its version matches, else a point lookup of "<id>/<v>" in
-// <Type>_history.
+// document when its version matches, else a point lookup of the history
+// document "~<id>/<v>".
 func (s *Store) VRead(ctx context.Context, typ, id string, version int64) (*store.Resource, error) {
 	const op = "mongostore.VRead"
 	if err := checkType(op, typ); err != nil {
@@ -63,7 +64,7 @@ func (s *Store) VRead(ctx context.Context, typ, id string, version int64) (*stor
 	if cur.VersionID == version {
 		return cur, nil
 	}
-	r, err := s.findOne(ctx, op, typ+historySuffix, typ, historyID(id, version))
+	r, err := s.findOne(ctx, op, typ, typ, historyID(id, version))
 	if err != nil {
 		return nil, err
 	}
@@ -102,12 +103,18 @@ func (s *Store) Create(ctx context.Context, r *store.Resource) error {
 }
 
 // Update implements store.Store (https://hl7.org/fhir/R4/http.html#update
-// and #delete, as a tombstone version) in two round trips: the previous
-// version is copied to <Type>_history (idempotently), then the current
-// document is replaced only if it is still prev, a compare-and-swap on
-// {_id, v} that MongoDB applies atomically. Otherwise outcome.Conflict; a
-// history copy left by a failed or interrupted update duplicates a
-// still-current version and is ignored by readers.
+// and #delete, as a tombstone version) in one round trip: one ordered
+// update command on <Type> with two statements,
+//   - an upsert of prev's history document (_id "~<id>/<v>"): a copy left
+//     by an earlier failed or interrupted update is the same version;
+//   - the compare-and-swap: a replace of the current document filtered on
+//     {_id, v: prev's version}, which MongoDB applies atomically.
+//
+// The command's n (documents matched or upserted) is 2 when both applied;
+// 1 means the current document is no longer prev: outcome.Conflict. The
+// history copy comes first, so a crash between the statements or a lost
+// compare-and-swap leaves a copy of a version that was current, which
+// readers ignore (History de-duplicates).
 func (s *Store) Update(ctx context.Context, next, prev *store.Resource) error {
 	const op = "mongostore.Update"
 	if err := checkType(op, next.Type); err != nil {
@@ -116,22 +123,23 @@ func (s *Store) Update(ctx context.Context, next, prev *store.Resource) error {
 	if prev == nil || next.Type != prev.Type || next.ID != prev.ID || next.ID == "" || next.VersionID != prev.VersionID+1 {
 		return outcome.New(outcome.Exception, "update needs next to follow prev of the same resource").WithOp(op)
 	}
-	if err := s.ensure(ctx, next.Type+historySuffix); err != nil {
+	if err := s.ensure(ctx, next.Type); err != nil {
 		return err
 	}
 	doc, err := marshalDoc(op, next)
 	if err != nil {
 		return err
 	}
-	if err := s.insertHistory(ctx, op, encodeHistory(prev), next.Type); err != nil {
-		return err
-	}
-	res, err := s.db.Collection(next.Type).ReplaceOne(ctx,
-		bson.D{{Key: fID, Value: next.ID}, {Key: fVersion, Value: prev.VersionID}}, doc)
+	h := encodeHistory(prev)
+	res, err := s.db.Collection(next.Type).BulkWrite(ctx, []mongo.WriteModel{
+		mongo.NewReplaceOneModel().SetFilter(bson.D{{Key: fID, Value: h[0].Value}}).SetReplacement(h).SetUpsert(true),
+		mongo.NewReplaceOneModel().SetFilter(bson.D{{Key: fID, Value: next.ID}, {Key: fVersion, Value: prev.VersionID}}).
+			SetReplacement(doc),
+	}, options.BulkWrite().SetOrdered(true))
 	if err != nil {
 		return translate(op, err)
 	}
-	if res.MatchedCount == 0 {
+	if res.MatchedCount+res.UpsertedCount < 2 {
 		return conflict(op, next)
 	}
 	return nil
@@ -144,16 +152,6 @@ func marshalDoc(op string, r *store.Resource) (bson.Raw, error) {
 		return nil, outcome.Wrap(driverError("unencodable index", 0), outcome.Exception, op, "the resource could not be stored")
 	}
 	return b, nil
-}
-
-// insertHistory inserts a history document; one already there (a retried
-// or interrupted update) is fine.
-func (s *Store) insertHistory(ctx context.Context, op string, doc bson.D, typ string) error {
-	_, err := s.db.Collection(typ+historySuffix).InsertOne(ctx, doc)
-	if err != nil && !mongo.IsDuplicateKeyError(err) {
-		return translate(op, err)
-	}
-	return nil
 }
 
 func conflict(op string, r *store.Resource) error {

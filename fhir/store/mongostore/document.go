@@ -19,13 +19,26 @@ const (
 	fDeleted = "del"
 	fJSON    = "j"
 	fIndex   = "x"
-	fRID     = "rid" // history documents only: the FHIR id
+	fRID     = "rid"  // history documents only: the FHIR id
+	fHDel    = "hdel" // history documents: the tombstone flag
+	fHIndex  = "hx"   // history documents: the search index
 )
 
+// historySuffix names the history collections of earlier versions of this
+// store, which kept non-current versions in <Type>_history; such names
+// are never resource types.
 const historySuffix = "_history"
 
-// historyID is the _id of a version in <Type>_history.
-func historyID(id string, v int64) string { return id + "/" + strconv.FormatInt(v, 10) }
+// historyPrefix starts the _id of a history document. It sorts after
+// every character of a FHIR id ([A-Za-z0-9.-]), so a walk of the _id
+// index in id order meets the current documents first, and a history _id
+// is never a FHIR id.
+const historyPrefix = "~"
+
+// historyID is the _id of a non-current version's document in <Type>.
+func historyID(id string, v int64) string {
+	return historyPrefix + id + "/" + strconv.FormatInt(v, 10)
+}
 
 // ms truncates t to BSON date precision, in UTC.
 func ms(t time.Time) time.Time { return t.Truncate(time.Millisecond).UTC() }
@@ -42,11 +55,19 @@ func encode(r *store.Resource) bson.D {
 	}
 }
 
-// encodeHistory returns r as a <Type>_history document.
+// encodeHistory returns r as a history document of <Type>: it has no
+// del and no x, the fields every query of current versions (and every
+// index on them) selects on, but hdel and hx; rid is the FHIR id.
 func encodeHistory(r *store.Resource) bson.D {
-	d := encode(r)
-	d[0].Value = historyID(r.ID, r.VersionID)
-	return append(d, bson.E{Key: fRID, Value: r.ID})
+	return bson.D{
+		{Key: fID, Value: historyID(r.ID, r.VersionID)},
+		{Key: fRID, Value: r.ID},
+		{Key: fVersion, Value: r.VersionID},
+		{Key: fLU, Value: bson.NewDateTimeFromTime(r.LastUpdated)},
+		{Key: fHDel, Value: r.Deleted},
+		{Key: fJSON, Value: string(r.JSON)},
+		{Key: fHIndex, Value: indexDoc(r.Index)},
+	}
 }
 
 // indexDoc converts an index tree for BSON: times become BSON dates, maps
@@ -98,7 +119,7 @@ func decode(typ string, raw bson.Raw, withJSON bool) (*store.Resource, error) {
 			if !ok {
 				return nil, corrupt(nil)
 			}
-			r.ID = id // a history document: _id is "<id>/<v>"
+			r.ID = id // a history document: _id is "~<id>/<v>"
 		case fVersion:
 			n, ok := v.AsInt64OK()
 			if !ok {
@@ -111,7 +132,7 @@ func decode(typ string, raw bson.Raw, withJSON bool) (*store.Resource, error) {
 				return nil, corrupt(nil)
 			}
 			r.LastUpdated = time.UnixMilli(dt).UTC()
-		case fDeleted:
+		case fDeleted, fHDel:
 			r.Deleted, _ = v.BooleanOK()
 		case fJSON:
 			if withJSON {
@@ -119,7 +140,7 @@ func decode(typ string, raw bson.Raw, withJSON bool) (*store.Resource, error) {
 					r.JSON = []byte(s)
 				}
 			}
-		case fIndex:
+		case fIndex, fHIndex:
 			d, ok := v.DocumentOK()
 			if !ok {
 				return nil, corrupt(nil)

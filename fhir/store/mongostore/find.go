@@ -45,9 +45,12 @@ func (s *Store) Count(ctx context.Context, typ string, f *store.Filter) (int64, 
 	return n, translate(op, err)
 }
 
-// query returns the MongoDB query for f, tombstones excluded.
+// query returns the MongoDB query for f over the current, non-deleted
+// documents: del exists (history documents have none, and it is the
+// partial filter of the indexes on current documents, which MongoDB uses
+// only for a query that repeats it) and is false.
 func query(f *store.Filter) bson.D {
-	return append(bson.D{{Key: fDeleted, Value: false}}, toBSON(f)...)
+	return append(bson.D{{Key: fDeleted, Value: bson.D{{Key: "$exists", Value: true}, {Key: "$eq", Value: false}}}}, toBSON(f)...)
 }
 
 // matchNothing is a query no document satisfies.

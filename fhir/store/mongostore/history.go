@@ -19,10 +19,10 @@ const DefaultHistoryLimit = 100
 // type and system level: versions in the order of store.VersionKey
 // (LastUpdated descending, then type and id ascending, then version
 // descending), with Since, At, Before, After (keyset), Offset and Limit.
-// Each collection is read through its history-order index ({lu: -1, _id: 1}
-// on current versions, {lu: -1, rid: 1, v: -1} on older ones), only as far
-// as the page needs, with the keyset condition pushed down; the
-// collections' pages are merged here. Instance history of a resource that
+// Each kind of document of a type's collection is read through its
+// history-order index ({lu: -1, _id: 1} on current documents,
+// {lu: -1, rid: 1, v: -1} on history documents), only as far as the page
+// needs, with the keyset condition pushed down; the pages are merged here. Instance history of a resource that
 // never existed is outcome.NotFound.
 func (s *Store) History(ctx context.Context, q store.HistoryQuery) ([]*store.Resource, error) {
 	const op = "mongostore.History"
@@ -103,14 +103,19 @@ func (s *Store) typesHistory(ctx context.Context, q store.HistoryQuery, types []
 		full := false
 		for _, typ := range types {
 			for _, hist := range []bool{false, true} {
-				coll, idField := typ, fID
+				// Each kind of document with the partial filter of its
+				// indexes (see indexModels).
+				idField, kind := fID, fDeleted
 				sort := bson.D{{Key: fLU, Value: -1}, {Key: fID, Value: 1}}
 				if hist {
-					coll, idField = typ+historySuffix, fRID
+					idField, kind = fRID, fRID
 					sort = bson.D{{Key: fLU, Value: -1}, {Key: fRID, Value: 1}, {Key: fVersion, Value: -1}}
 				}
-				f := bson.D{}
-				if q.ID != "" {
+				cond := bson.D{{Key: "$exists", Value: true}}
+				f := bson.D{{Key: kind, Value: cond}}
+				if q.ID != "" && hist {
+					f[0].Value = append(cond, bson.E{Key: "$eq", Value: q.ID})
+				} else if q.ID != "" {
 					f = append(f, bson.E{Key: idField, Value: q.ID})
 				}
 				if len(lu) > 0 {
@@ -125,7 +130,7 @@ func (s *Store) typesHistory(ctx context.Context, q store.HistoryQuery, types []
 				if q.At.IsZero() {
 					fo.SetLimit(n).SetBatchSize(int32(min(n+1, 1<<20))) // see findOptions
 				}
-				rs, err := s.findAll(ctx, typ, coll, f, fo)
+				rs, err := s.findAll(ctx, typ, typ, f, fo)
 				if err != nil {
 					return nil, err
 				}

@@ -67,3 +67,77 @@ func TestHistoryKeyset(t *testing.T) {
 		}
 	}
 }
+
+// TestHistoryDocumentsStayOutOfQueries: a type's collection holds its
+// history documents too; no query of current resources (Find in every
+// order, Count, Scan, ScanJSON) returns one, and reads and history still
+// see every version.
+func TestHistoryDocumentsStayOutOfQueries(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t)
+	defer s.Close(ctx)
+	t0 := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	idx := func(v int64) map[string]any {
+		return map[string]any{"code": map[string]any{"c": "x"}, "_sort": map[string]any{"date": map[string]any{"a": t0, "d": t0}}, "v": float64(v)}
+	}
+	var vs []*store.Resource
+	for _, id := range []string{"a", "b"} {
+		prev := &store.Resource{Type: "Observation", ID: id, VersionID: 1, LastUpdated: t0, JSON: []byte(`{"v":1}`), Index: idx(1)}
+		if err := s.Create(ctx, prev); err != nil {
+			t.Fatal(err)
+		}
+		vs = append(vs, prev)
+		for v := int64(2); v <= 3; v++ {
+			next := &store.Resource{Type: "Observation", ID: id, VersionID: v, LastUpdated: t0.Add(time.Duration(v) * time.Second),
+				JSON: fmt.Appendf(nil, `{"v":%d}`, v), Index: idx(v), Deleted: id == "b" && v == 3}
+			if err := s.Update(ctx, next, prev); err != nil {
+				t.Fatal(err)
+			}
+			vs = append(vs, next)
+			prev = next
+		}
+	}
+	for _, sort := range [][]store.SortKey{nil, {{Path: store.PathLastUpdated}}, {{Path: store.PathLastUpdated, Desc: true}},
+		{{Path: "_sort.date.a"}}, {{Path: store.PathID, Desc: true}}} {
+		for _, f := range []*store.Filter{store.All(), store.Eq("code.c", "x"), store.Gte("v", float64(0))} {
+			cur, err := s.Find(ctx, "Observation", f, store.FindOptions{Sort: sort})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for {
+				r, err := cur.Next(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if r == nil {
+					break
+				}
+				got = append(got, fmt.Sprintf("%s/%d", r.ID, r.VersionID))
+			}
+			if !slices.Equal(got, []string{"a/3"}) {
+				t.Errorf("Find %v sorted %v: %v, want only the current a/3", f.Op, sort, got)
+			}
+		}
+	}
+	if n, err := s.Count(ctx, "Observation", store.Eq("code.c", "x")); err != nil || n != 1 {
+		t.Errorf("Count = %d, %v; want 1", n, err)
+	}
+	if n, err := s.ScanJSON(ctx, "Observation", func([]byte) error { return nil }); err != nil || n != 1 {
+		t.Errorf("ScanJSON = %d, %v; want 1", n, err)
+	}
+	for _, v := range vs {
+		got, err := s.VRead(ctx, "Observation", v.ID, v.VersionID)
+		if err != nil || got.Deleted != v.Deleted || (!v.Deleted && string(got.JSON) != string(v.JSON)) || got.Index["v"] != v.Index["v"] {
+			t.Errorf("VRead %s/%d = %+v, %v", v.ID, v.VersionID, got, err)
+		}
+	}
+	hist, err := s.History(ctx, store.HistoryQuery{Type: "Observation", Limit: 100})
+	if err != nil || len(hist) != 6 {
+		t.Errorf("type history: %d versions, %v; want 6", len(hist), err)
+	}
+	hist, err = s.History(ctx, store.HistoryQuery{Type: "Observation", ID: "b", Limit: 100})
+	if err != nil || len(hist) != 3 || !hist[0].Deleted || hist[2].VersionID != 1 {
+		t.Errorf("instance history of b: %v, %v", hist, err)
+	}
+}

@@ -34,53 +34,89 @@ var DefaultSortParams = map[string][]string{
 
 // indexModels returns the indexes collection name needs (the _id index
 // always exists).
+//
+// A resource collection holds current documents and history documents.
+// Indexes for queries of current documents are partial on
+// {del: {$exists: true}} (only current documents have del), and those
+// queries repeat that condition so that MongoDB may use them; the history
+// indexes are partial on {rid: {$exists: true}}. So neither kind adds
+// entries to the other's indexes. FerretDB does not implement partial
+// indexes (its indexes serve no query but _id equality anyway): there they
+// are plain.
 func (s *Store) indexModels(name string) []mongo.IndexModel {
 	switch {
 	case name == locksColl || name == jobsColl:
 		return nil // read and written by _id only
-	case strings.HasSuffix(name, historySuffix):
-		return []mongo.IndexModel{
-			// Type and system history: newest first, keyset by (lu, rid, v).
-			named(bson.D{{Key: fLU, Value: -1}, {Key: fRID, Value: 1}, {Key: fVersion, Value: -1}}, "history_order"),
-			// Instance history: the versions of one resource, newest first.
-			named(bson.D{{Key: fRID, Value: 1}, {Key: fVersion, Value: -1}}, "instance_history"),
-		}
 	case !isResourceCollection(name):
 		return nil
 	}
 	models := []mongo.IndexModel{
 		// _lastUpdated filters and sorts (both directions, ties by id), and
-		// the current collections' part of type and system history.
-		named(bson.D{{Key: fLU, Value: 1}, {Key: fID, Value: 1}}, "lu_asc"),
-		named(bson.D{{Key: fLU, Value: -1}, {Key: fID, Value: 1}}, "lu_desc"),
+		// the current documents' part of type and system history.
+		s.current(bson.D{{Key: fLU, Value: 1}, {Key: fID, Value: 1}}, "lu_asc"),
+		s.current(bson.D{{Key: fLU, Value: -1}, {Key: fID, Value: 1}}, "lu_desc"),
+		// Type and system history: newest first, keyset by (lu, rid, v).
+		s.history(bson.D{{Key: fLU, Value: -1}, {Key: fRID, Value: 1}, {Key: fVersion, Value: -1}}, "history_order"),
+		// Instance history: the versions of one resource, newest first.
+		s.history(bson.D{{Key: fRID, Value: 1}, {Key: fVersion, Value: -1}}, "instance_history"),
 	}
 	if !s.ferret {
 		// Every search value path (x.<param>.<part>): equality on tokens
 		// and references, ranges on dates and numbers, anchored prefixes
-		// on strings, the patient compartment. FerretDB accepts the key
-		// but builds a useless index for it.
+		// on strings, the patient compartment. History documents have no
+		// x, so a wildcard index never holds them. FerretDB accepts the
+		// key but builds a useless index for it.
 		models = append(models, named(bson.D{{Key: fIndex + ".$**", Value: 1}}, "search_values"))
 	}
 	for _, p := range DefaultSortParams[name] {
-		models = append(models, pathIndex("_sort."+p+".a"), pathIndex("_sort."+p+".d"))
+		models = append(models, s.pathIndex("_sort."+p+".a"), s.pathIndex("_sort."+p+".d"))
 	}
 	return models
+}
+
+// partialCurrent and partialHistory are the partial filters of the
+// indexes on current and on history documents.
+var (
+	partialCurrent = bson.D{{Key: fDeleted, Value: bson.D{{Key: "$exists", Value: true}}}}
+	partialHistory = bson.D{{Key: fRID, Value: bson.D{{Key: "$exists", Value: true}}}}
+)
+
+// current returns an index on current documents (name "" lets the server
+// name it).
+func (s *Store) current(keys bson.D, name string) mongo.IndexModel {
+	return s.partial(keys, name, partialCurrent)
+}
+
+// history returns an index on history documents.
+func (s *Store) history(keys bson.D, name string) mongo.IndexModel {
+	return s.partial(keys, name, partialHistory)
+}
+
+func (s *Store) partial(keys bson.D, name string, filter bson.D) mongo.IndexModel {
+	o := options.Index()
+	if name != "" {
+		o.SetName(name)
+	}
+	if !s.ferret {
+		o.SetPartialFilterExpression(filter)
+	}
+	return mongo.IndexModel{Keys: keys, Options: o}
 }
 
 // pathIndex returns the index for an Index path: a sort path gets the
 // compound index serving its sort with ties by id ascending, any other
 // path a single-field index.
-func pathIndex(p string) mongo.IndexModel {
+func (s *Store) pathIndex(p string) mongo.IndexModel {
 	f := fIndex + "." + p
 	if strings.HasPrefix(p, "_sort.") {
 		switch {
 		case strings.HasSuffix(p, ".a"):
-			return mongo.IndexModel{Keys: bson.D{{Key: f, Value: 1}, {Key: fID, Value: 1}}}
+			return s.current(bson.D{{Key: f, Value: 1}, {Key: fID, Value: 1}}, "")
 		case strings.HasSuffix(p, ".d"):
-			return mongo.IndexModel{Keys: bson.D{{Key: f, Value: -1}, {Key: fID, Value: 1}}}
+			return s.current(bson.D{{Key: f, Value: -1}, {Key: fID, Value: 1}}, "")
 		}
 	}
-	return mongo.IndexModel{Keys: bson.D{{Key: f, Value: 1}}}
+	return s.current(bson.D{{Key: f, Value: 1}}, "")
 }
 
 func named(keys bson.D, name string) mongo.IndexModel {

@@ -55,7 +55,7 @@ func (s *Store) ScanJSON(ctx context.Context, typ string, fn func(js []byte) err
 	if err := checkType(op, typ); err != nil {
 		return 0, err
 	}
-	cur, err := s.db.Collection(typ).Find(ctx, bson.D{},
+	cur, err := s.db.Collection(typ).Find(ctx, query(nil),
 		options.Find().SetProjection(bson.D{{Key: fJSON, Value: 1}, {Key: fDeleted, Value: 1}}))
 	if err != nil {
 		return 0, translate(op, err)

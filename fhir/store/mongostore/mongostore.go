@@ -156,8 +156,8 @@ func (s *Store) ensure(ctx context.Context, name string) error {
 	return nil
 }
 
-// isResourceCollection reports whether name holds current resource
-// versions (not history, leases or jobs).
+// isResourceCollection reports whether name holds resource versions (not
+// leases or jobs, nor an earlier version's history collection).
 func isResourceCollection(name string) bool {
 	return name != "" && name[0] != '_' && !strings.HasSuffix(name, historySuffix)
 }
@@ -181,7 +181,7 @@ func (s *Store) EnsureIndexes(ctx context.Context, typ string, paths []string) e
 		if p == "" || p == store.PathID || p == store.PathLastUpdated || strings.Contains(p, "$") {
 			continue
 		}
-		models = append(models, pathIndex(p))
+		models = append(models, s.pathIndex(p))
 	}
 	return translate(op, s.createIndexes(ctx, typ, models))
 }

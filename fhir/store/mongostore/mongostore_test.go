@@ -245,14 +245,15 @@ func TestIndexesCreated(t *testing.T) {
 	if cur["x.$**:1,"] {
 		t.Error("wildcard index created on FerretDB")
 	}
-	hist := keys("Observation_history")
+	// History documents live in the type's collection, with their own
+	// indexes.
 	for _, want := range []string{"lu:-1,rid:1,v:-1,", "rid:1,v:-1,"} {
-		if !hist[want] {
-			t.Errorf("Observation_history lacks index %s (has %v)", want, hist)
+		if !cur[want] {
+			t.Errorf("Observation lacks history index %s (has %v)", want, cur)
 		}
 	}
-	if len(cur) != 12 { // _id, 2 lu, 3 default sort pairs, 1 declared pair, 1 declared path
-		t.Errorf("Observation has %d indexes, want 12: %v", len(cur), cur)
+	if len(cur) != 14 { // _id, 2 lu, 2 history, 3 default sort pairs, 1 declared pair, 1 declared path
+		t.Errorf("Observation has %d indexes, want 14: %v", len(cur), cur)
 	}
 }
 
@@ -273,7 +274,7 @@ func TestStandInIDIndex(t *testing.T) {
 	if err := srv.EnsureIDIndexes(ctx, s.dbName); err != nil {
 		t.Fatal(err)
 	}
-	for _, coll := range []string{"Patient", "Patient_history", locksColl} {
+	for _, coll := range []string{"Patient", locksColl} {
 		plan, err := srv.IDLookupPlan(ctx, s.dbName, coll)
 		if err != nil {
 			t.Fatal(err)

@@ -50,11 +50,6 @@ func (s *Store) Apply(ctx context.Context, writes []store.Write) error {
 		if err := s.ensure(ctx, w.Next.Type); err != nil {
 			return err
 		}
-		if w.Prev != nil {
-			if err := s.ensure(ctx, w.Next.Type+historySuffix); err != nil {
-				return err
-			}
-		}
 	}
 	return s.applySession(ctx, writes)
 }
@@ -110,7 +105,7 @@ func (s *Store) applySession(ctx context.Context, writes []store.Write) error {
 			// the transaction, and a copy left by an interrupted single
 			// update is the same version.
 			h := encodeHistory(w.Prev)
-			if _, err := s.db.Collection(w.Next.Type+historySuffix).ReplaceOne(sc,
+			if _, err := coll.ReplaceOne(sc,
 				bson.D{{Key: fID, Value: h[0].Value}}, h, options.Replace().SetUpsert(true)); err != nil {
 				return nil, err
 			}
