@@ -7,8 +7,9 @@
 // translation:
 //
 //   - collection <Type> holds the current version of each resource
-//     (tombstones included), <Type>_history every non-current version with
-//     _id "<id>/<version>" and rid "<id>";
+//     (tombstones included) and every non-current version as a history
+//     document: _id "~<id>/<version>", rid "<id>", hdel and hx in place of
+//     del and x (no query or index of current versions meets them);
 //   - fields: _id (FHIR id, a string, never an ObjectId), v (int64 version),
 //     lu (lastUpdated, BSON date), del (tombstone), j (canonical JSON, served
 //     verbatim), x (search index sub-document, with package search's sort
@@ -20,9 +21,9 @@
 // countDocuments, History pages by the keyset of store.VersionKey. How a
 // missing sort value is put last is explained in plan.go; which index
 // serves which query shape in docs/mongodb-indexes.md. Round trips: a read
-// is one find, a create one insert, an update two (history insert, then a
-// compare-and-swap replace on {_id, v}), a page one find; CommandCounts
-// reports them per command name.
+// is one find, a create one insert, an update one update command (the
+// history copy and a compare-and-swap replace on {_id, v}), a page one
+// find; CommandCounts reports them per command name.
 //
 // Open refuses a standalone server (hello without setName, not a mongos):
 // transactions (Apply) are session transactions, which need a replica

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/casefhir/casefhir/fhir/store"
@@ -246,4 +247,56 @@ func page(rs []*store.Resource, q store.HistoryQuery) []*store.Resource {
 // afterKey reports whether r comes strictly after k in history order.
 func afterKey(r *store.Resource, k store.VersionKey) bool {
 	return store.CompareVersions(store.KeyOf(r), k) > 0
+}
+
+// moveHistory moves the documents of coll, a <Type>_history collection of
+// an earlier version of this store ({_id: "<id>/<v>", rid, v, lu, del, j,
+// x}), into typ's collection as history documents, 500 per command, then
+// drops coll. Each move is an upsert of the same version, so a move
+// interrupted by a crash is completed on the next open.
+func (s *Store) moveHistory(ctx context.Context, coll, typ string) error {
+	const op = "mongostore.Open"
+	if err := s.ensure(ctx, typ); err != nil {
+		return err
+	}
+	cur, err := s.db.Collection(coll).Find(ctx, bson.D{})
+	if err != nil {
+		return translate(op, err)
+	}
+	defer cur.Close(context.WithoutCancel(ctx))
+	var batch []mongo.WriteModel
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		_, err := s.db.Collection(typ).BulkWrite(ctx, batch, options.BulkWrite().SetOrdered(false))
+		batch = batch[:0]
+		return translate(op, err)
+	}
+	n := 0
+	for cur.Next(ctx) {
+		r, err := decode(typ, cur.Current, true)
+		if err != nil {
+			return err
+		}
+		h := encodeHistory(r)
+		batch = append(batch, mongo.NewReplaceOneModel().SetFilter(bson.D{{Key: fID, Value: h[0].Value}}).SetReplacement(h).SetUpsert(true))
+		n++
+		if len(batch) == 500 {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := cur.Err(); err != nil {
+		return translate(op, err)
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	if err := s.db.Collection(coll).Drop(ctx); err != nil {
+		return translate(op, err)
+	}
+	s.log.InfoContext(ctx, "history moved into the type's collection", "type", typ, "versions", n)
+	return nil
 }

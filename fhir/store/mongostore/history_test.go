@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
+
 	"github.com/casefhir/casefhir/fhir/store"
 )
 
@@ -139,5 +141,55 @@ func TestHistoryDocumentsStayOutOfQueries(t *testing.T) {
 	hist, err = s.History(ctx, store.HistoryQuery{Type: "Observation", ID: "b", Limit: 100})
 	if err != nil || len(hist) != 3 || !hist[0].Deleted || hist[2].VersionID != 1 {
 		t.Errorf("instance history of b: %v, %v", hist, err)
+	}
+}
+
+// TestOldHistoryCollectionMoved: a database written by an earlier version
+// of this store kept non-current versions in <Type>_history; Open moves
+// them into the type's collection and drops the old collection.
+func TestOldHistoryCollectionMoved(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t)
+	defer s.Close(ctx)
+	t0 := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	v3 := &store.Resource{Type: "Coverage", ID: "c1", VersionID: 3, LastUpdated: t0.Add(2 * time.Second), JSON: []byte(`{"v":3}`)}
+	if err := s.Create(ctx, &store.Resource{Type: "Coverage", ID: "c1", VersionID: 1, LastUpdated: t0, JSON: []byte(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	// The current document at v3, and v1 and v2 in the old layout.
+	if _, err := s.db.Collection("Coverage").ReplaceOne(ctx, bson.D{{Key: fID, Value: "c1"}}, encode(v3)); err != nil {
+		t.Fatal(err)
+	}
+	for v := int64(1); v <= 2; v++ {
+		old := encode(&store.Resource{Type: "Coverage", ID: "c1", VersionID: v, LastUpdated: t0.Add(time.Duration(v-1) * time.Second),
+			JSON: fmt.Appendf(nil, `{"v":%d}`, v), Deleted: v == 2, Index: map[string]any{"n": float64(v)}})
+		old[0].Value = fmt.Sprintf("c1/%d", v)
+		old = append(old, bson.E{Key: fRID, Value: "c1"})
+		if _, err := s.db.Collection("Coverage"+historySuffix).InsertOne(ctx, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s2, err := Open(ctx, Options{URI: srv.URI(), Database: s.dbName, AllowStandalone: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close(ctx)
+	names, err := s2.db.ListCollectionNames(ctx, bson.D{})
+	if err != nil || slices.Contains(names, "Coverage"+historySuffix) {
+		t.Errorf("collections after open: %v, %v", names, err)
+	}
+	r1, err := s2.VRead(ctx, "Coverage", "c1", 1)
+	if err != nil || string(r1.JSON) != `{"v":1}` || r1.Index["n"] != float64(1) {
+		t.Errorf("VRead v1 = %+v, %v", r1, err)
+	}
+	if r2, err := s2.VRead(ctx, "Coverage", "c1", 2); err != nil || !r2.Deleted {
+		t.Errorf("VRead v2 = %+v, %v", r2, err)
+	}
+	h, err := s2.History(ctx, store.HistoryQuery{Type: "Coverage", ID: "c1"})
+	if err != nil || len(h) != 3 {
+		t.Errorf("History = %d versions, %v", len(h), err)
+	}
+	if n, err := s2.Count(ctx, "Coverage", store.All()); err != nil || n != 1 {
+		t.Errorf("Count = %d, %v", n, err)
 	}
 }

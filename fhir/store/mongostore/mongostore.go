@@ -130,6 +130,13 @@ func (s *Store) open(ctx context.Context, hosts string, allowStandalone bool) er
 			return err
 		}
 	}
+	for _, n := range names {
+		if typ, ok := strings.CutSuffix(n, historySuffix); ok && checkType(op, typ) == nil {
+			if err := s.moveHistory(ctx, n, typ); err != nil {
+				return err
+			}
+		}
+	}
 	s.log.InfoContext(ctx, "store opened", "database", s.dbName, "transactions", s.sessions, "collections", len(names))
 	return nil
 }
