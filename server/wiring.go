@@ -22,6 +22,11 @@ func (s *Server) buildHandler(ctx context.Context, c *codec.Codec) error {
 		return fmt.Errorf("search parameters: %v", err)
 	}
 	s.registry = reg
+	// A store that can sort by the sources of sort values does not store
+	// them (sqlitestore: fewer rows per write). Declared before any write.
+	if d, ok := s.base.(store.SortDeriver); ok {
+		d.DeriveSorts(reg.SortSources())
+	}
 	exec := &interaction.SearchExecutor{Registry: reg, Store: s.store}
 	opts := interaction.Options{
 		Store:            s.store,

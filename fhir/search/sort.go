@@ -91,3 +91,41 @@ func (q *Query) StoreSort() []store.SortKey {
 	}
 	return out
 }
+
+// SortSources returns, per resource type, the sort paths (see KeySort)
+// whose values are a bound of another index path of the same resource,
+// with that path, for a store that derives them (store.SortDeriver):
+// ascending ("_sort.<key>.a") the smallest of a string's normalised
+// values, a token's codes, a uri, the low ends of date, number and
+// quantity ranges; descending ("_sort.<key>.d") the largest of the same,
+// with the high ends of ranges. SortValue computes exactly these.
+// Reference parameters are left out: their sort value spans two paths
+// (local references and absolute URLs).
+func (r *Registry) SortSources() map[string]map[string]store.SortSource {
+	out := map[string]map[string]store.SortSource{}
+	for typ, params := range r.types {
+		for _, p := range params {
+			if !sortable(p.Type) || p.Code == "_id" || p.Code == "_lastUpdated" {
+				continue
+			}
+			asc, desc := p.key, p.key
+			switch p.Type {
+			case TypeString:
+				asc, desc = p.key+"."+kNorm, p.key+"."+kNorm
+			case TypeToken:
+				asc, desc = p.key+"."+kCode, p.key+"."+kCode
+			case TypeURI:
+			case TypeDate, TypeNumber, TypeQuantity:
+				asc, desc = p.key+"."+kLo, p.key+"."+kHi
+			default:
+				continue
+			}
+			if out[typ] == nil {
+				out[typ] = map[string]store.SortSource{}
+			}
+			out[typ][KeySort+"."+p.key+"."+kAsc] = store.SortSource{Path: asc}
+			out[typ][KeySort+"."+p.key+"."+kDesc] = store.SortSource{Path: desc, Max: true}
+		}
+	}
+	return out
+}

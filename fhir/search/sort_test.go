@@ -2,7 +2,10 @@ package search
 
 import (
 	"context"
+	"fmt"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 
@@ -58,5 +61,51 @@ func TestSortValuesAtWriteTime(t *testing.T) {
 		if !slices.Equal(got, c.want) {
 			t.Errorf("_sort=%s: got %v, want %v", c.sort, got, c.want)
 		}
+	}
+}
+
+// TestSortSourcesMatchSortValues: for every official R4 example and every
+// derived sort path, the extracted sort value is the bound store.SortValueOf
+// takes of the declared source path, so a store that derives it sorts the
+// same way.
+func TestSortSourcesMatchSortValues(t *testing.T) {
+	reg := testRegistry(t)
+	files, _ := filepath.Glob("../../../shared/fhir-r4/examples/*/*.json")
+	if len(files) == 0 {
+		t.Skip("R4 examples not available")
+	}
+	sources := reg.SortSources()
+	if len(sources["Observation"]) == 0 || sources["Observation"]["_sort.date.a"] != (store.SortSource{Path: "date.lo"}) ||
+		sources["Observation"]["_sort.code.d"] != (store.SortSource{Path: "code.c", Max: true}) {
+		t.Fatalf("Observation sources: %v", sources["Observation"])
+	}
+	if _, ok := sources["Observation"]["_sort.subject.a"]; ok {
+		t.Error("a reference's sort value is declared derived")
+	}
+	checked := 0
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		typ := filepath.Base(filepath.Dir(f))
+		idx, err := reg.Extract(typ, b)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		r := &store.Resource{Index: idx}
+		for path, src := range sources[typ] {
+			want := store.SortValueOf(r, store.SortKey{Path: path, Desc: src.Max})
+			got := store.SortValueOf(r, store.SortKey{Path: src.Path, Desc: src.Max})
+			if want != nil {
+				checked++
+			}
+			if w, g := fmt.Sprint(want), fmt.Sprint(got); w != g {
+				t.Errorf("%s %s: sort value %s, source %s gives %s", filepath.Base(f), path, w, src.Path, g)
+			}
+		}
+	}
+	if checked < 500 {
+		t.Errorf("only %d sort values checked", checked)
 	}
 }

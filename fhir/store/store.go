@@ -254,3 +254,25 @@ func Contains(path, s string) *Filter { return &Filter{Op: OpContains, Path: pat
 
 // Exists returns Path exists (yes true) or is absent (yes false).
 func Exists(path string, yes bool) *Filter { return &Filter{Op: OpExists, Path: path, Value: yes} }
+
+// SortSource says where a derived sort path's value comes from: the
+// smallest scalar at Path of the same resource (Max false), or the
+// largest (Max true).
+type SortSource struct {
+	Path string
+	Max  bool
+}
+
+// SortDeriver is implemented by stores that can sort by a sort path
+// without storing its values, from another Index path (sqlitestore: a
+// sort value row per resource and direction is most of what a load
+// writes, and it repeats a value row). DeriveSorts declares, per type,
+// such sort paths and their sources; it is called once, before any
+// write. Resources still carry the sort paths' values in Index (so
+// PositionOf and Filter.Match see them); the store then serves a sort by
+// a derived path (in its source's direction: ascending for a Max false
+// source, descending for Max true) from the source's index entries, and a
+// filter on one by re-checking rows (no index serves it).
+type SortDeriver interface {
+	DeriveSorts(sources map[string]map[string]SortSource)
+}

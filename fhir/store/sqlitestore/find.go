@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/casefhir/casefhir/fhir/outcome"
 	"github.com/casefhir/casefhir/fhir/store"
 )
 
@@ -46,6 +47,9 @@ func (s *Store) exact(typ string, f *store.Filter) bool {
 	}
 	if f.Path != "" && numericSegment(f.Path) && len(s.pidsUnder(typ, f.Path)) == 0 {
 		return false
+	}
+	if f.Path != "" && s.derivedUnder(typ, f.Path) {
+		return false // no rows: checked on the stored index
 	}
 	return exactValues(f)
 }
@@ -331,6 +335,47 @@ func (b *builder) luPred(f *store.Filter) string {
 
 func asInt(v any) int64 { i, _ := v.(int64); return i }
 
+// sortSources replaces derived sort paths by their sources (DeriveSorts).
+// A derived path sorts in its source's direction only: its value is the
+// source's smallest (or largest) value, which the other direction's walk
+// does not compute.
+func (s *Store) sortSources(typ string, keys []store.SortKey) ([]store.SortKey, error) {
+	derived := s.derivedOf(typ)
+	if len(derived) == 0 {
+		return keys, nil
+	}
+	var out []store.SortKey
+	for i, k := range keys {
+		src, ok := derived[k.Path]
+		if !ok {
+			continue
+		}
+		if src.Max != k.Desc {
+			return nil, outcome.New(outcome.NotSupported, "a derived sort path sorts in its own direction only").
+				WithOp("sqlitestore.Find").WithDiagnostics(k.Path)
+		}
+		if out == nil {
+			out = slices.Clone(keys)
+		}
+		out[i].Path = src.Path
+	}
+	if out == nil {
+		return keys, nil
+	}
+	return out, nil
+}
+
+// derivedUnder reports whether path is, or leads to, a derived sort path
+// of typ.
+func (s *Store) derivedUnder(typ, path string) bool {
+	for p := range s.derivedOf(typ) {
+		if p == path || strings.HasPrefix(p, path+".") {
+			return true
+		}
+	}
+	return false
+}
+
 // sortable lists the pids a sort path can have a value at.
 func (s *Store) sortPids(typ, path string) []int64 {
 	var out []int64
@@ -376,6 +421,10 @@ func (s *Store) Find(ctx context.Context, typ string, f *store.Filter, opt store
 // phases plans a Find: its statements, and whether they match f exactly
 // (otherwise the cursor re-checks each row).
 func (s *Store) phases(ctx context.Context, typ string, f *store.Filter, opt store.FindOptions) ([]phase, bool, error) {
+	var err error
+	if opt.Sort, err = s.sortSources(typ, opt.Sort); err != nil {
+		return nil, false, err
+	}
 	exactSQL := s.exact(typ, f)
 	// A page (Limit) of a filter matching many rows walks the page's order
 	// and probes the filter per row; a selective filter is read from its

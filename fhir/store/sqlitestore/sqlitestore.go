@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"modernc.org/sqlite"
@@ -56,6 +58,35 @@ type Store struct {
 	ckptDone chan struct{}
 
 	readStmt *sql.Stmt // Read's prepared statement, on the readers
+
+	// derived holds, per type, the sort paths served from another path
+	// (DeriveSorts): their values are not written to vals.
+	derived atomic.Pointer[map[string]map[string]store.SortSource]
+}
+
+var _ store.SortDeriver = (*Store)(nil)
+
+// DeriveSorts implements store.SortDeriver: a derived sort path gets no
+// rows in vals (about a third of a resource's search values are sort
+// values, each a repeat of a value row); a sort by it walks its source's
+// rows, taking each resource's smallest (ascending) or largest
+// (descending) value, which is the sort value by definition; a filter on
+// it is checked on the stored index. A data folder written before (or
+// without) the declaration keeps its sort-value rows, unused.
+func (s *Store) DeriveSorts(sources map[string]map[string]store.SortSource) {
+	m := make(map[string]map[string]store.SortSource, len(sources))
+	for typ, ps := range sources {
+		m[typ] = maps.Clone(ps)
+	}
+	s.derived.Store(&m)
+}
+
+// derivedOf returns typ's derived sort paths (nil: none).
+func (s *Store) derivedOf(typ string) map[string]store.SortSource {
+	if m := s.derived.Load(); m != nil {
+		return (*m)[typ]
+	}
+	return nil
 }
 
 type pathKey struct {

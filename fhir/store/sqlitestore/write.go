@@ -98,7 +98,11 @@ func (s *Store) prepare(writes []store.Write) *prepared {
 			continue
 		}
 		leaves = flatten(leaves[:0], r.Index, "")
+		derived := s.derivedOf(r.Type)
 		for _, l := range leaves {
+			if _, ok := derived[l.path]; ok {
+				continue // served from its source's rows (DeriveSorts)
+			}
 			k := pathKey{r.Type, l.path, l.kind}
 			pid, _ := s.pid(k.typ, k.path, k.kind)
 			p.vals = append(p.vals, prepVal{w: i, k: k, pid: pid, v: rowValue(l.v)})

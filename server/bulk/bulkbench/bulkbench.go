@@ -32,6 +32,12 @@ func OpenEmbedded(ctx context.Context, dir string) (*Embedded, error) {
 	if err != nil {
 		return nil, err
 	}
+	reg, err := Registry()
+	if err != nil {
+		_ = st.Close(ctx)
+		return nil, err
+	}
+	st.DeriveSorts(reg.SortSources())
 	return &Embedded{Store: st}, nil
 }
 
