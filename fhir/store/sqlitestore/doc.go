@@ -43,7 +43,10 @@
 // (rk IN (SELECT rk FROM vals WHERE pid=? AND v ...)). A single sort key
 // on an Index path is walked in the vals index (the first page of a large
 // sorted result reads one page), resources without a value follow, by id.
-// Without a sort key the order is creation (rk, which an update keeps): a
+// Sort paths declared derived (DeriveSorts: package search's sort values
+// that are a bound of another path) get no rows; a sort by one walks its
+// source's rows. Without a sort key the order is creation (rk, which an
+// update keeps): a
 // page walks the type's live rows in a partial index on type, or the
 // index entries of the filter's least common equality (counts table),
 // which are in rk order, probing the rest of the filter per row.
