@@ -46,10 +46,10 @@
 // Sort paths declared derived (DeriveSorts: package search's sort values
 // that are a bound of another path) get no rows; a sort by one walks its
 // source's rows. Without a sort key the order is creation (rk, which an
-// update keeps): a
-// page walks the type's live rows in a partial index on type, or the
-// index entries of the filter's least common equality (counts table),
-// which are in rk order, probing the rest of the filter per row.
+// update keeps): a page walks the type's live rows in a partial index on
+// type, or the index entries of the filter's least common equality
+// (counts table), which are in rk order, probing the rest of the filter
+// per row.
 // Several sort keys are sorted by SQLite over the matches. Filter leaves
 // SQL cannot express exactly (a numeric path segment, equality with a
 // whole array or object) are evaluated with store.Filter.Match over the
