@@ -186,6 +186,12 @@ func (s instrumentedStore) Read(ctx context.Context, typ, id string) (r *store.R
 	return s.Store.Read(ctx, typ, id)
 }
 
+// ReadJSON implements store.JSONReader (Read when the store has none).
+func (s instrumentedStore) ReadJSON(ctx context.Context, typ, id string) (r *store.Resource, err error) {
+	defer func(t time.Time) { s.obs("read", t, notFoundIsFine(err)) }(time.Now())
+	return store.ReadJSON(ctx, s.Store, typ, id)
+}
+
 // ReadMany implements store.BatchReader (one Read each when the store
 // has no batch read).
 func (s instrumentedStore) ReadMany(ctx context.Context, typ string, ids []string) (rs map[string]*store.Resource, err error) {

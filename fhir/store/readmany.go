@@ -33,3 +33,20 @@ func ReadMany(ctx context.Context, s Store, typ string, ids []string) (map[strin
 	}
 	return out, nil
 }
+
+// JSONReader is implemented by stores that can read a current version
+// without its search values, which then cost nothing to decode.
+type JSONReader interface {
+	// ReadJSON is Read with a nil Index, for a caller that looks at no
+	// search value.
+	ReadJSON(ctx context.Context, typ, id string) (*Resource, error)
+}
+
+// ReadJSON reads the current version of Type/id with s's ReadJSON when it
+// has one (Index nil), else with Read (Index set).
+func ReadJSON(ctx context.Context, s Store, typ, id string) (*Resource, error) {
+	if jr, ok := s.(JSONReader); ok {
+		return jr.ReadJSON(ctx, typ, id)
+	}
+	return s.Read(ctx, typ, id)
+}

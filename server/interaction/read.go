@@ -20,7 +20,15 @@ func (h *Handler) Read(ctx context.Context, r *Request) (*Response, error) {
 	if err := allow(r, ActionRead, r.Type); err != nil {
 		return nil, err
 	}
-	res, err := h.readVisible(ctx, r, r.Type, r.ID)
+	read := h.o.Store.Read
+	if !accessReadsIndex(r, ActionRead, r.Type) {
+		// Nothing below looks at search values: the store need not
+		// decode them.
+		read = func(ctx context.Context, typ, id string) (*store.Resource, error) {
+			return store.ReadJSON(ctx, h.o.Store, typ, id)
+		}
+	}
+	res, err := h.readVisibleWith(ctx, r, r.Type, r.ID, read)
 	if err != nil {
 		return nil, err
 	}
@@ -36,7 +44,12 @@ func (h *Handler) Read(ctx context.Context, r *Request) (*Response, error) {
 // readVisible reads the current version of Type/id as the caller may see
 // it: outside the caller's patient compartment it does not exist (404).
 func (h *Handler) readVisible(ctx context.Context, r *Request, typ, id string) (*store.Resource, error) {
-	res, err := h.o.Store.Read(ctx, typ, id)
+	return h.readVisibleWith(ctx, r, typ, id, h.o.Store.Read)
+}
+
+// readVisibleWith is readVisible with read as the store's read.
+func (h *Handler) readVisibleWith(ctx context.Context, r *Request, typ, id string, read func(context.Context, string, string) (*store.Resource, error)) (*store.Resource, error) {
+	res, err := read(ctx, typ, id)
 	if err != nil {
 		return nil, err
 	}
@@ -44,6 +57,23 @@ func (h *Handler) readVisible(ctx context.Context, r *Request, typ, id string) (
 		return nil, notFound(typ, id)
 	}
 	return res, nil
+}
+
+// accessReadsIndex reports whether visible(r, a, res) looks at the search
+// values of a resource of typ: for a caller bounded to a patient
+// compartment, one with granular restrictions on typ, and for Binary
+// (its security context). Otherwise a read may skip them.
+func accessReadsIndex(r *Request, a Action, typ string) bool {
+	if r.Access == nil {
+		return false
+	}
+	if typ == "Binary" {
+		return true
+	}
+	if _, bounded := r.Access.Compartment(a, typ); bounded {
+		return true
+	}
+	return len(r.Access.Restrictions(a, typ)) > 0
 }
 
 // visible reports whether res lies within the caller's compartment for a

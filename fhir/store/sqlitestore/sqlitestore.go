@@ -57,7 +57,8 @@ type Store struct {
 	stopCkpt context.CancelFunc
 	ckptDone chan struct{}
 
-	readStmt *sql.Stmt // Read's prepared statement, on the readers
+	readStmt     *sql.Stmt // Read's prepared statement, on the readers
+	readJSONStmt *sql.Stmt // ReadJSON's
 
 	// derived holds, per type, the sort paths served from another path
 	// (DeriveSorts): their values are not written to vals.
@@ -216,6 +217,10 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		_ = s.Close(ctx)
 		return nil, translate(op, err)
 	}
+	if s.readJSONStmt, err = s.r.PrepareContext(ctx, readJSONQuery); err != nil {
+		_ = s.Close(ctx)
+		return nil, translate(op, err)
+	}
 	if s.ckpt, err = conn(""); err != nil {
 		_ = s.Close(ctx)
 		return nil, err
@@ -272,6 +277,9 @@ func (s *Store) Close(ctx context.Context) error {
 	}
 	if s.ckpt != nil {
 		errs = append(errs, s.ckpt.Close())
+	}
+	if s.readJSONStmt != nil {
+		errs = append(errs, s.readJSONStmt.Close())
 	}
 	if s.readStmt != nil {
 		errs = append(errs, s.readStmt.Close())
