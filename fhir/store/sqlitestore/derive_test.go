@@ -17,11 +17,7 @@ import (
 // those paths give what they give with the rows.
 func TestDerivedSorts(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(ctx, Options{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close(ctx)
+	s := openTemp(t)
 	s.DeriveSorts(map[string]map[string]store.SortSource{"Observation": {
 		"_sort.code.a": {Path: "code.c"}, "_sort.code.d": {Path: "code.c", Max: true},
 		"_sort.date.a": {Path: "date.lo"}, "_sort.date.d": {Path: "date.hi", Max: true},

@@ -40,11 +40,7 @@ func queryPlan(t *testing.T, s *Store, typ string, f *store.Filter, opt store.Fi
 // every match), and that a filtered page is driven by an index.
 func TestSortedFirstPageWalksTheIndex(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(ctx, Options{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close(ctx)
+	s := openTemp(t)
 	var rs []*store.Resource
 	for i := range 2000 {
 		d := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(i) * time.Hour)
@@ -140,11 +136,7 @@ func TestSortedFirstPageWalksTheIndex(t *testing.T) {
 // database) selects the paths counted() does.
 func TestCountedRuleInSQL(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(ctx, Options{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close(ctx)
+	s := openTemp(t)
 	for _, p := range []pathKey{
 		{"Observation", "code.sc", kString}, {"Observation", "subject.r", kString}, {"Observation", "_compartment", kString},
 		{"Observation", "_sort.code.a", kString}, {"Observation", "_id.c", kString}, {"Observation", "_idx.c", kString},

@@ -12,11 +12,7 @@ import (
 // TestReadJSON: ReadJSON is Read without the search values.
 func TestReadJSON(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(ctx, Options{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close(ctx)
+	s := openTemp(t)
 	t0 := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 	r := &store.Resource{Type: "Patient", ID: "p1", VersionID: 1, LastUpdated: t0, JSON: []byte(`{"id":"p1"}`), Index: map[string]any{"name": "x"}}
 	if err := s.Apply(ctx, []store.Write{{Next: r}}); err != nil {
@@ -40,4 +36,15 @@ func TestReadJSON(t *testing.T) {
 	if _, err := s.ReadJSON(ctx, "Patient", "nope"); !outcome.Is(err, outcome.NotFound) {
 		t.Errorf("ReadJSON of nothing: %v", err)
 	}
+}
+
+// openTemp opens a store on a fresh folder, closed when the test ends.
+func openTemp(t *testing.T) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	return s
 }
