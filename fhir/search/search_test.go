@@ -536,14 +536,14 @@ func TestRegistry(t *testing.T) {
 	}
 }
 
-// TestExamples extracts every official R4 example and checks a few values.
-func TestExamples(t *testing.T) {
-	r := testRegistry(t)
+// eachExample calls fn with the file, type and extracted index of every
+// official R4 example (skipping the test when they are not available).
+func eachExample(t *testing.T, r *Registry, fn func(file, typ string, idx map[string]any)) {
+	t.Helper()
 	files, _ := filepath.Glob("../../../shared/fhir-r4/examples/*/*.json")
 	if len(files) == 0 {
 		t.Skip("R4 examples not available")
 	}
-	byKey := map[string]map[string]any{}
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil {
@@ -555,11 +555,20 @@ func TestExamples(t *testing.T) {
 			t.Errorf("%s: %v", f, err)
 			continue
 		}
+		fn(f, typ, idx)
+	}
+}
+
+// TestExamples extracts every official R4 example and checks a few values.
+func TestExamples(t *testing.T) {
+	r := testRegistry(t)
+	byKey := map[string]map[string]any{}
+	eachExample(t, r, func(f, _ string, idx map[string]any) {
 		if _, err := json.Marshal(idx); err != nil {
 			t.Errorf("%s: index not JSON-like: %v", f, err)
 		}
 		byKey[strings.TrimSuffix(filepath.Base(f), ".json")] = idx
-	}
+	})
 	check := func(typ, key, query string, want bool) {
 		t.Helper()
 		vals, _ := url.ParseQuery(query)

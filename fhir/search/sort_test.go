@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/url"
-	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -70,10 +69,6 @@ func TestSortValuesAtWriteTime(t *testing.T) {
 // same way.
 func TestSortSourcesMatchSortValues(t *testing.T) {
 	reg := testRegistry(t)
-	files, _ := filepath.Glob("../../../shared/fhir-r4/examples/*/*.json")
-	if len(files) == 0 {
-		t.Skip("R4 examples not available")
-	}
 	sources := reg.SortSources()
 	if len(sources["Observation"]) == 0 || sources["Observation"]["_sort.date.a"] != (store.SortSource{Path: "date.lo"}) ||
 		sources["Observation"]["_sort.code.d"] != (store.SortSource{Path: "code.c", Max: true}) {
@@ -83,16 +78,7 @@ func TestSortSourcesMatchSortValues(t *testing.T) {
 		t.Error("a reference's sort value is declared derived")
 	}
 	checked := 0
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		typ := filepath.Base(filepath.Dir(f))
-		idx, err := reg.Extract(typ, b)
-		if err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
+	eachExample(t, reg, func(f, typ string, idx map[string]any) {
 		r := &store.Resource{Index: idx}
 		for path, src := range sources[typ] {
 			want := store.SortValueOf(r, store.SortKey{Path: path, Desc: src.Max})
@@ -104,7 +90,7 @@ func TestSortSourcesMatchSortValues(t *testing.T) {
 				t.Errorf("%s %s: sort value %s, source %s gives %s", filepath.Base(f), path, w, src.Path, g)
 			}
 		}
-	}
+	})
 	if checked < 500 {
 		t.Errorf("only %d sort values checked", checked)
 	}
