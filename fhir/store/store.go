@@ -137,8 +137,8 @@ type FindOptions struct {
 	// Limit caps the results (0: none).
 	Limit int
 	// After keeps only rows strictly after that position in the order of
-	// Sort (then id), or in the store's own order: the keyset cursor. Values holds one entry per sort
-	// key.
+	// Sort (then id), or in the store's own order: the keyset cursor.
+	// Values holds one entry per sort key.
 	After *Position
 	// Skip skips that many rows. It costs what it skips: interactions page
 	// with After instead.

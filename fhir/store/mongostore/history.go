@@ -23,8 +23,8 @@ const DefaultHistoryLimit = 100
 // Each kind of document of a type's collection is read through its
 // history-order index ({lu: -1, _id: 1} on current documents,
 // {lu: -1, rid: 1, v: -1} on history documents), only as far as the page
-// needs, with the keyset condition pushed down; the pages are merged here. Instance history of a resource that
-// never existed is outcome.NotFound.
+// needs, with the keyset condition pushed down; the pages are merged here.
+// Instance history of a resource that never existed is outcome.NotFound.
 func (s *Store) History(ctx context.Context, q store.HistoryQuery) ([]*store.Resource, error) {
 	const op = "mongostore.History"
 	if q.Limit <= 0 {
@@ -82,9 +82,9 @@ func msOrZero(t time.Time) time.Time {
 	return ms(t)
 }
 
-// typesHistory merges current and history collections of types. Without At
-// it fetches only the first Offset+Limit of each collection in history
-// order, growing the window if de-duplication left too few.
+// typesHistory merges the current and the history documents of types.
+// Without At it fetches only the first Offset+Limit of each kind in
+// history order, growing the window if de-duplication left too few.
 func (s *Store) typesHistory(ctx context.Context, q store.HistoryQuery, types []string) ([]*store.Resource, error) {
 	lu := bson.D{}
 	if !q.At.IsZero() {

@@ -56,16 +56,13 @@ func (s *Store) ScanJSON(ctx context.Context, typ string, fn func(js []byte) err
 		return 0, err
 	}
 	cur, err := s.db.Collection(typ).Find(ctx, query(nil),
-		options.Find().SetProjection(bson.D{{Key: fJSON, Value: 1}, {Key: fDeleted, Value: 1}}))
+		options.Find().SetProjection(bson.D{{Key: fJSON, Value: 1}}))
 	if err != nil {
 		return 0, translate(op, err)
 	}
 	defer cur.Close(context.WithoutCancel(ctx))
 	var n int64
 	for cur.Next(ctx) {
-		if del, _ := cur.Current.Lookup(fDeleted).BooleanOK(); del {
-			continue
-		}
 		js, ok := cur.Current.Lookup(fJSON).StringValueOK()
 		if !ok {
 			continue

@@ -365,17 +365,6 @@ func (s *Store) sortSources(typ string, keys []store.SortKey) ([]store.SortKey, 
 	return out, nil
 }
 
-// derivedUnder reports whether path is, or leads to, a derived sort path
-// of typ.
-func (s *Store) derivedUnder(typ, path string) bool {
-	for p := range s.derivedOf(typ) {
-		if p == path || strings.HasPrefix(p, path+".") {
-			return true
-		}
-	}
-	return false
-}
-
 // sortable lists the pids a sort path can have a value at.
 func (s *Store) sortPids(typ, path string) []int64 {
 	var out []int64

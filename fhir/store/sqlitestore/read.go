@@ -45,10 +45,12 @@ const resourceCols = "h.type, h.id, h.version, h.lu, h.deleted, h.json, h.idx"
 
 // readQuery is Read's statement, prepared once (each reader connection
 // then keeps it compiled): a read by id parses no SQL.
-const readQuery = "SELECT " + resourceCols + " FROM resources r JOIN history h ON h.hrow = r.hrow WHERE r.type=? AND r.id=?"
+const readQuery = "SELECT " + resourceCols + readFrom
 
 // readJSONQuery is ReadJSON's statement: readQuery without the index.
-const readJSONQuery = "SELECT h.type, h.id, h.version, h.lu, h.deleted, h.json, NULL FROM resources r JOIN history h ON h.hrow = r.hrow WHERE r.type=? AND r.id=?"
+const readJSONQuery = "SELECT h.type, h.id, h.version, h.lu, h.deleted, h.json, NULL" + readFrom
+
+const readFrom = " FROM resources r JOIN history h ON h.hrow = r.hrow WHERE r.type=? AND r.id=?"
 
 // ReadMany implements store.BatchReader: one query per 500 ids.
 func (s *Store) ReadMany(ctx context.Context, typ string, ids []string) (map[string]*store.Resource, error) {

@@ -62,7 +62,15 @@ type Store struct {
 
 	// derived holds, per type, the sort paths served from another path
 	// (DeriveSorts): their values are not written to vals.
-	derived atomic.Pointer[map[string]map[string]store.SortSource]
+	derived atomic.Pointer[derivedSorts]
+}
+
+// derivedSorts is a DeriveSorts declaration: per type, the derived sort
+// paths with their sources, and every such path with each of its dotted
+// prefixes (a filter on any of them reaches derived values).
+type derivedSorts struct {
+	sources map[string]map[string]store.SortSource
+	under   map[string]map[string]bool
 }
 
 var _ store.SortDeriver = (*Store)(nil)
@@ -75,19 +83,38 @@ var _ store.SortDeriver = (*Store)(nil)
 // it is checked on the stored index. A data folder written before (or
 // without) the declaration keeps its sort-value rows, unused.
 func (s *Store) DeriveSorts(sources map[string]map[string]store.SortSource) {
-	m := make(map[string]map[string]store.SortSource, len(sources))
+	d := &derivedSorts{sources: make(map[string]map[string]store.SortSource, len(sources)), under: map[string]map[string]bool{}}
 	for typ, ps := range sources {
-		m[typ] = maps.Clone(ps)
+		d.sources[typ] = maps.Clone(ps)
+		under := map[string]bool{}
+		for p := range ps {
+			for q := p; q != ""; {
+				under[q] = true
+				i := strings.LastIndexByte(q, '.')
+				if i < 0 {
+					break
+				}
+				q = q[:i]
+			}
+		}
+		d.under[typ] = under
 	}
-	s.derived.Store(&m)
+	s.derived.Store(d)
 }
 
 // derivedOf returns typ's derived sort paths (nil: none).
 func (s *Store) derivedOf(typ string) map[string]store.SortSource {
-	if m := s.derived.Load(); m != nil {
-		return (*m)[typ]
+	if d := s.derived.Load(); d != nil {
+		return d.sources[typ]
 	}
 	return nil
+}
+
+// derivedUnder reports whether path is, or leads to, a derived sort path
+// of typ.
+func (s *Store) derivedUnder(typ, path string) bool {
+	d := s.derived.Load()
+	return d != nil && d.under[typ][path]
 }
 
 type pathKey struct {
